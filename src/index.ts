@@ -1,0 +1,10 @@
+export { Crash, type CrashInit, type CrashKind } from "./crash.js";
+export { Device, type DeviceOptions } from "./device.js";
+export type { DeviceId } from "./device-id.js";
+export { Fault, type FaultKind, isFault } from "./fault.js";
+export { Line } from "./line.js";
+export { LinkError, type LinkErrorCode } from "./link-error.js";
+export { LinkMode } from "./link-mode.js";
+export type { ManageOptions, Work } from "./manage.js";
+export { isMessage, Message, type MessageKind } from "./message.js";
+export type { Watched } from "./watch.js";

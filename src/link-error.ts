@@ -1,0 +1,29 @@
+/**
+ * Why a core operation was refused.
+ *
+ * - `self-link`: a device cannot link to itself.
+ * - `device-down`: the device has disconnected (linking from it, managing or
+ *   watching it, or receiving from it while it is being torn down).
+ * - `busy`: the mailbox already has a reader (a pending `receive`, `watch`,
+ *   `manage` or `partManage`); a device has one reader at a time.
+ * - `invalid-argument`: the call's arguments are not of the documented shape.
+ */
+export type LinkErrorCode = "self-link" | "device-down" | "busy" | "invalid-argument";
+
+/**
+ * A typed refusal from the core. Switch on `code`.
+ *
+ * @example
+ * ```ts
+ * try { a.link(a, "peer"); }
+ * catch (e) { if (e instanceof LinkError && e.code === "self-link") … }
+ * ```
+ */
+export class LinkError extends Error {
+  readonly code: LinkErrorCode;
+  constructor(code: LinkErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+LinkError.prototype.name = "LinkError";

@@ -1,0 +1,262 @@
+/**
+ * `manage()` / `partManage()`: run work on a device while its mailbox
+ * listens, and turn the first of (result, failure, shutdown, faulted peer,
+ * timeout, external disconnect) into the device's ending and the run's
+ * outcome.
+ *
+ * Costs are kept where they are paid for (see shared/PERF-NOTES.md): the
+ * AbortSignal exists only if the work declares a parameter; a `Crash` is made
+ * without a stack; a synchronous failure settles on a microtask, after the
+ * caller has attached its handler, so Node's rejection tracking never runs.
+ */
+import { type Crash, makeCrash } from "./crash.js";
+import { Fault } from "./fault.js";
+import { LinkError } from "./link-error.js";
+import type { Message } from "./message.js";
+import { disconnect, isClosed, type Plugboard, type RunSink, take } from "./plugboard.js";
+
+/** Options of {@link Device.manage} and {@link Device.partManage}. */
+export interface ManageOptions {
+  /** Milliseconds before the work is abandoned with fault `timeout`. */
+  timeout?: number;
+  /** Aborting it acts as a shutdown request. */
+  signal?: AbortSignal;
+}
+
+/** What managed work is: a function given an AbortSignal that aborts when its run ends early. */
+export type Work<T> = (signal: AbortSignal) => T | PromiseLike<T>;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** A promise that rejects with `error` one microtask from now: after the caller attaches its handler. */
+function rejectSoon<T>(error: unknown): Promise<T> {
+  return RESOLVED.then(() => {
+    throw error;
+  });
+}
+
+// Reactions to a fatal message are run from this queue rather than from
+// inside the disconnect that sent the message, so a long chain of peers
+// cascades iteratively instead of one stack frame per device.
+const pending: ManageRun<unknown>[] = [];
+let draining = false;
+
+function schedule(run: ManageRun<unknown>): void {
+  pending.push(run);
+  if (draining) return;
+  draining = true;
+  try {
+    for (let i = 0; i < pending.length; i++) pending[i]!.react();
+  } finally {
+    pending.length = 0;
+    draining = false;
+  }
+}
+
+function onTimeout(run: ManageRun<unknown>): void {
+  run.timer = undefined;
+  run.end(Fault.timeout, makeCrash("timeout"));
+}
+
+class ManageRun<T> implements RunSink {
+  readonly board: Plugboard;
+  readonly part: boolean;
+  controller: AbortController | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  external: AbortSignal | undefined = undefined;
+  resolve: ((value: T) => void) | undefined = undefined;
+  reject: ((reason: unknown) => void) | undefined = undefined;
+  /** The crash it ended with, when it ended before its work settled. */
+  crash: Crash | undefined = undefined;
+  settled = false;
+  fatal: Message | undefined = undefined;
+
+  constructor(board: Plugboard, part: boolean) {
+    this.board = board;
+    this.part = part;
+  }
+
+  /** The mailbox reader: clean `disconnected` notices are consumed, anything else ends the run. */
+  deliver(message: Message | undefined): void {
+    if (this.settled) return;
+    if (message === undefined) {
+      // Disconnected by someone else (a supervisor's kill, disconnect(), disposal).
+      const b = this.board;
+      this.finish(b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
+      return;
+    }
+    if (message.kind === "disconnected" && message.fault === undefined) {
+      this.board.sink = this; // a clean exit of a linked device is normal: keep listening
+      return;
+    }
+    this.fatal = message;
+    schedule(this as ManageRun<unknown>);
+  }
+
+  /** Acting on the fatal message `deliver` saw. */
+  react(): void {
+    const message = this.fatal!;
+    if (message.kind === "shutdown") this.end(undefined, makeCrash("shutdown", message.from));
+    else this.end(Fault.cascade(message.from), makeCrash("cascade", message.from, message.fault));
+  }
+
+  /** The caller's abort signal fired: a shutdown request from the caller. */
+  handleEvent(): void {
+    if (!this.settled) this.end(undefined, makeCrash("shutdown", this.board.id));
+  }
+
+  /** End early: disconnect with `fault`, abort the work's signal, reject with `crash`. */
+  end(fault: Fault | undefined, crash: Crash): void {
+    if (this.settled) return;
+    const b = this.board;
+    if (b.sink === this) b.sink = null;
+    disconnect(b, fault);
+    this.finish(crash);
+  }
+
+  finish(crash: Crash): void {
+    this.settled = true;
+    this.crash = crash;
+    this.cleanup();
+    this.controller?.abort(crash);
+    this.reject?.(crash);
+  }
+
+  cleanup(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.external !== undefined) {
+      this.external.removeEventListener("abort", this);
+      this.external = undefined;
+    }
+    const b = this.board;
+    if (b.sink === this) b.sink = null;
+  }
+
+  succeed(value: T): void {
+    if (this.settled) return; // abandoned work: its late result is dropped
+    this.settled = true;
+    this.cleanup();
+    if (!this.part) disconnect(this.board, undefined);
+    this.resolve!(value);
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return; // abandoned work: its late failure is dropped, never unhandled
+    this.settled = true;
+    this.cleanup();
+    disconnect(this.board, Fault.error(error));
+    this.reject!(makeCrash("error", undefined, undefined, error));
+  }
+
+  /** The work's AbortSignal, created only when asked for. */
+  signal(): AbortSignal {
+    const controller = new AbortController();
+    this.controller = controller;
+    return controller.signal;
+  }
+}
+
+/** A static executor, so creating the result promise allocates no closure of ours. */
+let captureResolve: ((value: never) => void) | undefined;
+let captureReject: ((reason: unknown) => void) | undefined;
+function capture(resolve: (value: never) => void, reject: (reason: unknown) => void): void {
+  captureResolve = resolve;
+  captureReject = reject;
+}
+
+function checkOptions(options: ManageOptions | undefined): LinkError | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== "object" || options === null) return new LinkError("invalid-argument", "manage options must be an object");
+  const { timeout, signal } = options;
+  if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))) {
+    return new LinkError("invalid-argument", `timeout must be a number of milliseconds ≥ 0, not ${String(timeout)}`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    return new LinkError("invalid-argument", "signal must be an AbortSignal");
+  }
+  return undefined;
+}
+
+/**
+ * Drain what was queued before the run began, the way an Erlang process
+ * would have met it: clean exits of linked devices are consumed, and the
+ * first fatal message ends the device before any work starts.
+ */
+function queuedFatal(b: Plugboard): Message | undefined {
+  for (;;) {
+    const message = take(b);
+    if (message === undefined) return undefined;
+    if (message.kind === "shutdown" || message.fault !== undefined) return message;
+  }
+}
+
+/** @internal Shared by `manage` (part = false) and `partManage` (part = true). */
+export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean): Promise<T> {
+  if (typeof work !== "function") return rejectSoon(new LinkError("invalid-argument", "manage() takes a function"));
+  const invalid = checkOptions(options);
+  if (invalid !== undefined) return rejectSoon(invalid);
+  if (isClosed(b)) return rejectSoon(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`));
+  if (b.sink !== null) return rejectSoon(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
+
+  const run = new ManageRun<T>(b, part);
+  if (b.inbox !== null) {
+    const fatal = queuedFatal(b);
+    if (fatal !== undefined) {
+      run.fatal = fatal;
+      run.react();
+      return rejectSoon(run.crash);
+    }
+  }
+  const external = options?.signal;
+  if (external !== undefined) {
+    if (external.aborted) {
+      run.end(undefined, makeCrash("shutdown", b.id));
+      return rejectSoon(run.crash);
+    }
+    run.external = external;
+    external.addEventListener("abort", run);
+  }
+  b.sink = run; // listen while the work runs, even while it runs synchronously
+
+  let result: T | PromiseLike<T>;
+  try {
+    result = work.length > 0 ? work(run.signal()) : (work as () => T | PromiseLike<T>)();
+  } catch (error) {
+    if (run.settled) return rejectSoon(run.crash);
+    run.settled = true;
+    run.cleanup();
+    disconnect(b, Fault.error(error));
+    return rejectSoon(makeCrash("error", undefined, undefined, error));
+  }
+  if (run.settled) {
+    // A fatal message arrived while the work ran synchronously; a thenable it returned is abandoned.
+    if (isThenable(result)) result.then(undefined, ignore);
+    return rejectSoon(run.crash);
+  }
+  if (!isThenable(result)) {
+    run.settled = true;
+    run.cleanup();
+    if (!part) disconnect(b, undefined);
+    return Promise.resolve(result);
+  }
+
+  const timeout = options?.timeout;
+  if (timeout !== undefined) run.timer = setTimeout(onTimeout, timeout, run as ManageRun<unknown>);
+  const promise = new Promise<T>(capture);
+  run.resolve = captureResolve as (value: T) => void;
+  run.reject = captureReject;
+  result.then(
+    (value) => run.succeed(value),
+    (error: unknown) => run.fail(error),
+  );
+  return promise;
+}
+
+function isThenable<T>(x: T | PromiseLike<T>): x is PromiseLike<T> {
+  return x !== null && (typeof x === "object" || typeof x === "function") && typeof (x as PromiseLike<T>).then === "function";
+}
+
+function ignore(): void {}
