@@ -1,0 +1,309 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Crash, Device, Fault, LinkError } from "../../src/index.js";
+
+const never = () => new Promise<never>(() => {});
+
+async function crashOf(p: Promise<unknown>): Promise<Crash> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(Crash);
+  expect(e).toBeInstanceOf(Error);
+  return e as Crash;
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("manage: outcomes", () => {
+  it("work resolves v → manage resolves v and the device disconnects cleanly", async () => {
+    const d = new Device();
+    const m = new Device();
+    m.link(d, "monitor");
+    await expect(d.manage(async () => "v")).resolves.toBe("v");
+    expect(d.isConnected).toBe(false);
+    expect(m.tryReceive()).toEqual({ kind: "disconnected", from: d.id });
+  });
+
+  it("synchronous work returning a value is a success too", async () => {
+    const d = new Device();
+    await expect(d.manage(() => 5)).resolves.toBe(5);
+    expect(d.isConnected).toBe(false);
+  });
+
+  it("work rejects e → disconnect with fault error e; Crash kind error with cause e", async () => {
+    const d = new Device();
+    const m = new Device();
+    m.link(d, "monitor");
+    const boom = new Error("boom");
+    const crash = await crashOf(d.manage(async () => Promise.reject(boom)));
+    expect(crash.kind).toBe("error");
+    expect(crash.cause).toBe(boom);
+    expect(crash.message).toContain("boom");
+    expect(crash.stack).toContain(boom.stack);
+    expect(d.fault).toEqual({ kind: "error", error: boom });
+    expect(m.tryReceive()).toEqual({ kind: "disconnected", from: d.id, fault: { kind: "error", error: boom } });
+  });
+
+  it("a synchronous throw is a failure too, and settles without an unhandled rejection", async () => {
+    const d = new Device();
+    const crash = await crashOf(
+      d.manage(() => {
+        throw new TypeError("sync");
+      }),
+    );
+    expect(crash.kind).toBe("error");
+    expect((crash.cause as Error).message).toBe("sync");
+  });
+
+  it("a linked device faulting → signal aborts, cascade fault, Crash cascade with the peer's fault", async () => {
+    const d = new Device();
+    const peer = new Device();
+    const m = new Device();
+    d.link(peer, "peer");
+    m.link(d, "monitor");
+    let aborted: unknown;
+    const run = d.manage((signal) => {
+      signal.addEventListener("abort", () => (aborted = signal.reason));
+      return never();
+    });
+    peer.disconnect(Fault.error("peer broke"));
+    const crash = await crashOf(run);
+    expect(crash).toMatchObject({ kind: "cascade", from: peer.id, fault: Fault.error("peer broke") });
+    expect(aborted).toBe(crash);
+    expect(d.fault).toEqual(Fault.cascade(peer.id));
+    expect(m.tryReceive()).toEqual({ kind: "disconnected", from: d.id, fault: Fault.cascade(peer.id) });
+  });
+
+  it("a linked device exiting cleanly is unlinked and the work goes on", async () => {
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    let finish!: (v: string) => void;
+    const run = d.manage(() => new Promise<string>((r) => (finish = r)));
+    peer.disconnect();
+    await Promise.resolve();
+    expect(d.isConnected).toBe(true);
+    finish("done");
+    await expect(run).resolves.toBe("done");
+  });
+
+  it("a shutdown message → signal aborts, clean disconnect, Crash shutdown from the sender", async () => {
+    const d = new Device();
+    const m = new Device();
+    m.link(d, "monitor");
+    let signalSeen: AbortSignal | undefined;
+    const run = d.manage((signal) => {
+      signalSeen = signal;
+      return never();
+    });
+    d.line().shutdown(m.id);
+    const crash = await crashOf(run);
+    expect(crash).toMatchObject({ kind: "shutdown", from: m.id });
+    expect(signalSeen?.aborted).toBe(true);
+    expect(d.fault).toBeUndefined();
+    expect(m.tryReceive()).toEqual({ kind: "disconnected", from: d.id });
+  });
+
+  it("timeout elapses → signal aborts, fault timeout, Crash timeout", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    let signalSeen: AbortSignal | undefined;
+    const run = d.manage(
+      (signal) => {
+        signalSeen = signal;
+        return never();
+      },
+      { timeout: 1000 },
+    );
+    const result = crashOf(run);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(d.isConnected).toBe(true);
+    await vi.advanceTimersByTimeAsync(1);
+    expect((await result).kind).toBe("timeout");
+    expect(signalSeen?.aborted).toBe(true);
+    expect(d.fault).toEqual(Fault.timeout);
+  });
+
+  it("work that finishes in time clears its timer", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    await expect(d.manage(async () => 1, { timeout: 1000 })).resolves.toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("aborting options.signal acts as a shutdown request", async () => {
+    const d = new Device();
+    const controller = new AbortController();
+    const run = d.manage(never, { signal: controller.signal });
+    controller.abort();
+    const crash = await crashOf(run);
+    expect(crash.kind).toBe("shutdown");
+    expect(d.fault).toBeUndefined();
+  });
+
+  it("an already aborted options.signal stops the run before the work starts", async () => {
+    const d = new Device();
+    const work = vi.fn(never);
+    const crash = await crashOf(d.manage(work, { signal: AbortSignal.abort() }));
+    expect(crash.kind).toBe("shutdown");
+    expect(work).not.toHaveBeenCalled();
+  });
+
+  it("abandoned work's late rejection is dropped: never unhandled, never reported", async () => {
+    const d = new Device();
+    let fail!: (e: Error) => void;
+    const run = d.manage(() => new Promise<never>((_, reject) => (fail = reject)));
+    d.line().shutdown(0);
+    const crash = await crashOf(run);
+    fail(new Error("late"));
+    await new Promise((r) => setImmediate(r));
+    expect(crash.kind).toBe("shutdown");
+    expect(d.fault).toBeUndefined();
+  });
+
+  it("abandoned work's late value is dropped", async () => {
+    const d = new Device();
+    let finish!: (v: number) => void;
+    const run = d.manage(() => new Promise<number>((r) => (finish = r)));
+    d.disconnect(Fault.killed);
+    const crash = await crashOf(run);
+    finish(1);
+    await Promise.resolve();
+    expect(crash).toMatchObject({ kind: "killed", fault: Fault.killed });
+    expect(d.fault).toEqual(Fault.killed);
+  });
+
+  it("the signal is only created when the work declares a parameter", async () => {
+    const d = new Device();
+    let args: unknown[] = [];
+    await d.manage(function (this: unknown) {
+      // biome-ignore lint: reading arguments on purpose
+      args = [...arguments];
+      return 1;
+    });
+    expect(args).toEqual([]);
+    const e = new Device();
+    await e.manage((signal) => {
+      expect(signal).toBeInstanceOf(AbortSignal);
+      return 1;
+    });
+  });
+});
+
+describe("manage: messages already queued when it starts", () => {
+  it("a queued shutdown ends the device before the work runs", async () => {
+    const d = new Device();
+    d.line().shutdown(7);
+    const work = vi.fn(() => 1);
+    const crash = await crashOf(d.manage(work));
+    expect(crash).toMatchObject({ kind: "shutdown", from: 7 });
+    expect(work).not.toHaveBeenCalled();
+    expect(d.isConnected).toBe(false);
+  });
+
+  it("a queued fault of a linked device cascades before the work runs", async () => {
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    peer.disconnect(Fault.error("early"));
+    const work = vi.fn(() => 1);
+    const crash = await crashOf(d.manage(work));
+    expect(crash).toMatchObject({ kind: "cascade", from: peer.id });
+    expect(work).not.toHaveBeenCalled();
+  });
+
+  it("queued clean exits are consumed and the work runs", async () => {
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    peer.disconnect();
+    await expect(d.manage(() => "ran")).resolves.toBe("ran");
+  });
+});
+
+describe("manage: misuse", () => {
+  it("managing a disconnected device rejects with LinkError device-down", async () => {
+    const d = new Device();
+    d.disconnect();
+    await expect(d.manage(() => 1)).rejects.toMatchObject({ name: "LinkError", code: "device-down" });
+  });
+
+  it("a device is managed by one run at a time: the second is LinkError busy", async () => {
+    const d = new Device();
+    const first = d.partManage(never);
+    await expect(d.manage(() => 1)).rejects.toMatchObject({ code: "busy" });
+    await expect(d.receive()).rejects.toMatchObject({ code: "busy" });
+    d.disconnect();
+    await expect(first).rejects.toBeInstanceOf(Crash);
+  });
+
+  it("bad work or options are LinkError invalid-argument", async () => {
+    const d = new Device();
+    await expect(d.manage(42 as unknown as () => 1)).rejects.toMatchObject({ code: "invalid-argument" });
+    await expect(d.manage(() => 1, { timeout: -1 })).rejects.toMatchObject({ code: "invalid-argument" });
+    await expect(d.manage(() => 1, { signal: {} as AbortSignal })).rejects.toBeInstanceOf(LinkError);
+    expect(d.isConnected).toBe(true);
+  });
+
+  it("a clean external disconnect during the run is a shutdown from the device itself", async () => {
+    const d = new Device();
+    const run = d.manage(never);
+    d.disconnect();
+    const crash = await crashOf(run);
+    expect(crash).toMatchObject({ kind: "shutdown", from: d.id });
+  });
+});
+
+describe("partManage", () => {
+  it("on success the device stays connected and can be managed again", async () => {
+    const d = new Device();
+    await expect(d.partManage(async () => 1)).resolves.toBe(1);
+    expect(d.isConnected).toBe(true);
+    await expect(d.manage(async () => 2)).resolves.toBe(2);
+    expect(d.isConnected).toBe(false);
+  });
+
+  it("messages after a partManage go to the mailbox again", async () => {
+    const d = new Device();
+    await d.partManage(() => 1);
+    d.line().shutdown(3);
+    expect(d.tryReceive()).toEqual({ kind: "shutdown", from: 3 });
+  });
+
+  it("on failure it ends the device like manage", async () => {
+    const d = new Device();
+    const crash = await crashOf(d.partManage(() => Promise.reject(new Error("x"))));
+    expect(crash.kind).toBe("error");
+    expect(d.isConnected).toBe(false);
+  });
+});
+
+describe("cascades", () => {
+  it("a long chain of peers cascades iteratively, without overflowing the stack", async () => {
+    const chain = Array.from({ length: 20_000 }, () => new Device());
+    for (let i = 1; i < chain.length; i++) chain[i]!.link(chain[i - 1]!, "peer");
+    const runs = chain.slice(1).map((d) => crashOf(d.manage(never)));
+    chain[0]!.disconnect(Fault.error("root"));
+    const crashes = await Promise.all(runs);
+    expect(crashes.every((c) => c.kind === "cascade")).toBe(true);
+    expect(crashes[0]!.fault).toEqual(Fault.error("root"));
+    // crashes[5] is chain[6]'s: it heard chain[5], which had cascaded from chain[4].
+    expect(crashes[5]).toMatchObject({ from: chain[5]!.id, fault: Fault.cascade(chain[4]!.id) });
+    expect(chain.every((d) => !d.isConnected)).toBe(true);
+  });
+});
+
+describe("Crash", () => {
+  it("can be constructed by users like any Error", () => {
+    const c = new Crash("error", { cause: new Error("inner") });
+    expect(c).toBeInstanceOf(Error);
+    expect(c.kind).toBe("error");
+    expect(c.message).toBe("managed work failed: inner");
+    expect(c.name).toBe("Crash");
+    expect(String(c)).toBe("Crash: managed work failed: inner");
+    expect(new Crash("cascade", { from: 3, fault: Fault.drop }).message).toBe('linked device 3 disconnected with fault "drop"');
+  });
+});
