@@ -42,6 +42,22 @@ export async function effectForkFailAwait(): Promise<void> {
   if (!Exit.isFailure(exit)) throw new Error("effectForkFailAwait: expected failure exit");
 }
 
+// The same programs with Effect's default fork, which starts the child on its
+// scheduler (a setImmediate hop): what a user who writes `Effect.forkChild(x)` gets.
+const forkFailAwaitDefault = Effect.forkChild(failing).pipe(Effect.flatMap(Fiber.await));
+const forkInterruptDefault = Effect.forkChild(Effect.never).pipe(Effect.flatMap(Fiber.interrupt));
+
+/** effectForkFailAwait with Effect's default fork scheduling. */
+export async function effectForkFailAwaitDefault(): Promise<void> {
+  const exit = await Effect.runPromise(forkFailAwaitDefault);
+  if (!Exit.isFailure(exit)) throw new Error("effectForkFailAwaitDefault: expected failure exit");
+}
+
+/** effectForkInterrupt with Effect's default fork scheduling. */
+export async function effectForkInterruptDefault(): Promise<void> {
+  await Effect.runPromise(forkInterruptDefault);
+}
+
 /** Fork a never-ending fiber (Effect.never), interrupt it and await the interruption. */
 export async function effectForkInterrupt(): Promise<void> {
   await Effect.runPromise(forkInterrupt);
