@@ -21,6 +21,15 @@ export interface ManageOptions {
   timeout?: number;
   /** Aborting it acts as a shutdown request. */
   signal?: AbortSignal;
+  /**
+   * What a shutdown request (a `shutdown` message or `signal` aborting) does
+   * to asynchronous work. Undefined (the default): the run ends at once and
+   * the work is abandoned. A number of ms (or `Infinity`): the work's signal
+   * aborts and it has that long to settle; settling in time is a clean stop,
+   * overrunning disconnects the device with fault `killed` and abandons it.
+   * OTP's shutdown grace period.
+   */
+  grace?: number;
 }
 
 /** What managed work is: a function given an AbortSignal that aborts when its run ends early. */
@@ -69,22 +78,38 @@ function onTimeout(run: ManageRun<unknown>): void {
   run.end(Fault.timeout, makeCrash("timeout"));
 }
 
-class ManageRun<T> implements RunSink {
+function onGraceOver(run: ManageRun<unknown>): void {
+  run.graceTimer = undefined;
+  run.end(Fault.killed, makeCrash("killed", undefined, Fault.killed));
+}
+
+/** @internal Where lazily-created signals come from: `signal` is made on first read. */
+export interface SignalSource {
+  readonly signal: AbortSignal;
+}
+
+class ManageRun<T> implements RunSink, SignalSource {
   readonly board: Plugboard;
   readonly part: boolean;
+  /** ms a shutdown request gives the work to finish; undefined = end at once. */
+  readonly grace: number | undefined;
   controller: AbortController | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  graceTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   external: AbortSignal | undefined = undefined;
   resolve: ((value: T) => void) | undefined = undefined;
   reject: ((reason: unknown) => void) | undefined = undefined;
   /** The crash it ended with, when it ended before its work settled. */
   crash: Crash | undefined = undefined;
   settled = false;
+  /** A shutdown was requested and the work has `grace` ms to finish: the crash it will end with. */
+  stopping: Crash | undefined = undefined;
   fatal: Message | undefined = undefined;
 
-  constructor(board: Plugboard, part: boolean) {
+  constructor(board: Plugboard, part: boolean, grace: number | undefined) {
     this.board = board;
     this.part = part;
+    this.grace = grace;
   }
 
   /** The mailbox reader: clean `disconnected` notices are consumed, anything else ends the run. */
@@ -96,8 +121,9 @@ class ManageRun<T> implements RunSink {
       this.finish(b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
       return;
     }
-    if (message.kind === "disconnected" && message.fault === undefined) {
-      this.board.sink = this; // a clean exit of a linked device is normal: keep listening
+    if (this.stopping !== undefined || (message.kind === "disconnected" && message.fault === undefined)) {
+      // A clean exit of a linked device is normal; and once stopping, the run is already ending.
+      this.board.sink = this;
       return;
     }
     this.fatal = message;
@@ -107,13 +133,28 @@ class ManageRun<T> implements RunSink {
   /** Acting on the fatal message `deliver` saw. */
   react(): void {
     const message = this.fatal!;
-    if (message.kind === "shutdown") this.end(undefined, makeCrash("shutdown", message.from));
+    if (message.kind === "shutdown") this.shutdown(message.from);
     else this.end(Fault.cascade(message.from), makeCrash("cascade", message.from, message.fault));
   }
 
   /** The caller's abort signal fired: a shutdown request from the caller. */
   handleEvent(): void {
-    if (!this.settled) this.end(undefined, makeCrash("shutdown", this.board.id));
+    if (!this.settled) this.shutdown(this.board.id);
+  }
+
+  /** A shutdown request: end cleanly now, or give the work its grace period first. */
+  shutdown(from: number): void {
+    if (this.settled || this.stopping !== undefined) return;
+    const crash = makeCrash("shutdown", from);
+    const grace = this.grace;
+    if (grace === undefined || this.resolve === undefined) {
+      this.end(undefined, crash); // no grace, or nothing asynchronous left to wait for
+      return;
+    }
+    this.stopping = crash;
+    if (this.board.sink === null) this.board.sink = this;
+    if (grace !== Number.POSITIVE_INFINITY) this.graceTimer = setTimeout(onGraceOver, grace, this as ManageRun<unknown>);
+    this.controller?.abort(crash);
   }
 
   /** End early: disconnect with `fault`, abort the work's signal, reject with `crash`. */
@@ -129,7 +170,8 @@ class ManageRun<T> implements RunSink {
     this.settled = true;
     this.crash = crash;
     this.cleanup();
-    this.controller?.abort(crash);
+    const controller = this.controller;
+    if (controller !== undefined && !controller.signal.aborted) controller.abort(crash);
     this.reject?.(crash);
   }
 
@@ -137,6 +179,10 @@ class ManageRun<T> implements RunSink {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+    if (this.graceTimer !== undefined) {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
     }
     if (this.external !== undefined) {
       this.external.removeEventListener("abort", this);
@@ -148,6 +194,11 @@ class ManageRun<T> implements RunSink {
 
   succeed(value: T): void {
     if (this.settled) return; // abandoned work: its late result is dropped
+    const stopping = this.stopping;
+    if (stopping !== undefined) {
+      this.end(undefined, stopping); // it finished within its grace period: a clean, requested stop
+      return;
+    }
     this.settled = true;
     this.cleanup();
     if (!this.part) disconnect(this.board, undefined);
@@ -156,24 +207,42 @@ class ManageRun<T> implements RunSink {
 
   fail(error: unknown): void {
     if (this.settled) return; // abandoned work: its late failure is dropped, never unhandled
+    const stopping = this.stopping;
+    if (stopping !== undefined && isAbortOf(error, stopping)) {
+      this.end(undefined, stopping); // it gave up because we asked it to: still a clean stop
+      return;
+    }
     this.settled = true;
     this.cleanup();
     disconnect(this.board, Fault.error(error));
     this.reject!(makeCrash("error", undefined, undefined, error));
   }
 
-  /** The work's AbortSignal, created only when asked for. */
-  signal(): AbortSignal {
-    const controller = new AbortController();
-    this.controller = controller;
+  /** The work's AbortSignal, created on first use; already aborted if the run has ended or is stopping. */
+  get signal(): AbortSignal {
+    let controller = this.controller;
+    if (controller === undefined) {
+      controller = new AbortController();
+      this.controller = controller;
+      const reason = this.crash ?? this.stopping;
+      if (reason !== undefined) controller.abort(reason);
+    }
     return controller.signal;
   }
+}
+
+/** Work that rejects with the abort reason we gave it (or a DOM AbortError) is stopping as asked. */
+function isAbortOf(error: unknown, reason: Crash): boolean {
+  return error === reason || (error instanceof Error && error.name === "AbortError");
 }
 
 function checkOptions(options: ManageOptions | undefined): LinkError | undefined {
   if (options === undefined) return undefined;
   if (typeof options !== "object" || options === null) return new LinkError("invalid-argument", "manage options must be an object");
-  const { timeout, signal } = options;
+  const { timeout, signal, grace } = options;
+  if (grace !== undefined && !(typeof grace === "number" && grace >= 0 && !Number.isNaN(grace))) {
+    return new LinkError("invalid-argument", `grace must be a number of milliseconds ≥ 0 or Infinity, not ${String(grace)}`);
+  }
   if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))) {
     return new LinkError("invalid-argument", `timeout must be a number of milliseconds ≥ 0, not ${String(timeout)}`);
   }
@@ -196,15 +265,19 @@ function queuedFatal(b: Plugboard): Message | undefined {
   }
 }
 
-/** @internal Shared by `manage` (part = false) and `partManage` (part = true). */
-export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean): Promise<T> {
+/**
+ * @internal Shared by `manage` (part = false) and `partManage` (part = true).
+ * With `lazy`, the work is given a {@link SignalSource} instead of a signal,
+ * so a signal is only made if it reads one (supervised children's `ctx.signal`).
+ */
+export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean, lazy = false): Promise<T> {
   if (typeof work !== "function") return rejectSoon(new LinkError("invalid-argument", "manage() takes a function"));
   const invalid = checkOptions(options);
   if (invalid !== undefined) return rejectSoon(invalid);
   if (isClosed(b)) return rejectSoon(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`));
   if (b.sink !== null) return rejectSoon(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
 
-  const run = new ManageRun<T>(b, part);
+  const run = new ManageRun<T>(b, part, options?.grace);
   if (b.inbox !== null) {
     const fatal = queuedFatal(b);
     if (fatal !== undefined) {
@@ -226,7 +299,8 @@ export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOption
 
   let result: T | PromiseLike<T>;
   try {
-    result = work.length > 0 ? work(run.signal()) : (work as () => T | PromiseLike<T>)();
+    if (lazy) result = (work as unknown as (source: SignalSource) => T | PromiseLike<T>)(run);
+    else result = work.length > 0 ? work(run.signal) : (work as () => T | PromiseLike<T>)();
   } catch (error) {
     if (run.settled) return rejectSoon(run.crash);
     run.settled = true;

@@ -307,3 +307,79 @@ describe("Crash", () => {
     expect(new Crash("cascade", { from: 3, fault: Fault.drop }).message).toBe('linked device 3 disconnected with fault "drop"');
   });
 });
+
+describe("manage: shutdown grace period (options.grace)", () => {
+  it("a shutdown aborts the signal and waits for the work: finishing in time is a clean stop", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    const m = new Device();
+    m.link(d, "monitor");
+    const run = d.manage(
+      (signal) =>
+        new Promise<string>((resolve) => {
+          signal.addEventListener("abort", () => setTimeout(() => resolve("cleaned up"), 100));
+        }),
+      { grace: 1000 },
+    );
+    const outcome = crashOf(run);
+    d.line().shutdown(m.id);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(d.isConnected).toBe(true); // still cleaning up within its grace period
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await outcome).toMatchObject({ kind: "shutdown", from: m.id });
+    expect(d.fault).toBeUndefined();
+    expect(m.tryReceive()).toEqual({ kind: "disconnected", from: d.id });
+  });
+
+  it("work that rejects with the abort reason is still a clean stop", async () => {
+    const d = new Device();
+    const run = d.manage(
+      (signal) => new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+      { grace: 1000 },
+    );
+    d.line().shutdown(0);
+    expect((await crashOf(run)).kind).toBe("shutdown");
+    expect(d.fault).toBeUndefined();
+  });
+
+  it("overrunning the grace period kills: fault killed, Crash killed, the work abandoned", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    const run = d.manage(() => new Promise(() => {}), { grace: 500 });
+    const outcome = crashOf(run);
+    d.line().shutdown(0);
+    await vi.advanceTimersByTimeAsync(499);
+    expect(d.isConnected).toBe(true);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await outcome).toMatchObject({ kind: "killed", fault: Fault.killed });
+    expect(d.fault).toEqual(Fault.killed);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("grace Infinity waits as long as the work takes", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    let finish!: () => void;
+    const run = d.manage(() => new Promise<void>((r) => (finish = r)), { grace: Number.POSITIVE_INFINITY });
+    const outcome = crashOf(run);
+    d.line().shutdown(0);
+    await vi.advanceTimersByTimeAsync(1e9);
+    expect(d.isConnected).toBe(true);
+    expect(vi.getTimerCount()).toBe(0);
+    finish();
+    expect((await outcome).kind).toBe("shutdown");
+  });
+
+  it("a cascade is not graceful: a faulted peer ends the run at once", async () => {
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    const run = d.manage(() => new Promise(() => {}), { grace: 1000 });
+    peer.disconnect(Fault.error("x"));
+    expect((await crashOf(run)).kind).toBe("cascade");
+  });
+
+  it("a bad grace is LinkError invalid-argument", async () => {
+    await expect(new Device().manage(() => 1, { grace: Number.NaN })).rejects.toMatchObject({ code: "invalid-argument" });
+  });
+});
