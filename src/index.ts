@@ -8,3 +8,8 @@ export { LinkMode } from "./link-mode.js";
 export type { ManageOptions, Work } from "./manage.js";
 export { isMessage, Message, type MessageKind } from "./message.js";
 export type { Watched } from "./watch.js";
+export { type ChildContext, type ChildInfo, type ChildSpec, type ChildType, IGNORE, type Ignore, type Restart, type Shutdown, type Strategy } from "./supervisor/child-spec.js";
+export { StartError, SupervisorError, type SupervisorErrorCode } from "./supervisor/errors.js";
+export type * from "./supervisor/events.js";
+export type { Backoff } from "./supervisor/restart.js";
+export { type AutoShutdown, Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";

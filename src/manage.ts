@@ -270,7 +270,14 @@ function queuedFatal(b: Plugboard): Message | undefined {
  * With `lazy`, the work is given a {@link SignalSource} instead of a signal,
  * so a signal is only made if it reads one (supervised children's `ctx.signal`).
  */
-export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean, lazy = false): Promise<T> {
+export function runManaged<T>(
+  b: Plugboard,
+  work: Work<T>,
+  options: ManageOptions | undefined,
+  part: boolean,
+  lazy = false,
+  adopt?: AbortController,
+): Promise<T> {
   if (typeof work !== "function") return rejectSoon(new LinkError("invalid-argument", "manage() takes a function"));
   const invalid = checkOptions(options);
   if (invalid !== undefined) return rejectSoon(invalid);
@@ -295,6 +302,7 @@ export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOption
     run.external = external;
     external.addEventListener("abort", run);
   }
+  if (adopt !== undefined) run.controller = adopt; // a signal handed out before the run began
   b.sink = run; // listen while the work runs, even while it runs synchronously
 
   let result: T | PromiseLike<T>;

@@ -1,0 +1,188 @@
+/**
+ * One supervised child at run time: its status, and the start/stop of one
+ * incarnation (init, then `run` under `device.manage` with the spec's grace
+ * period). The supervisor decides *whether* to start or stop; this file
+ * knows *how*.
+ */
+import { Device } from "../device.js";
+import { Fault } from "../fault.js";
+import { runManaged, type SignalSource } from "../manage.js";
+import { type ChildContext, type ChildInfo, graceOf, IGNORE, type NormalizedSpec } from "./child-spec.js";
+
+/** How a start ended. */
+export type StartOutcome =
+  | { readonly kind: "started" }
+  | { readonly kind: "ignored" }
+  | { readonly kind: "failed"; readonly error: unknown }
+  | { readonly kind: "cancelled" };
+
+const STARTED: StartOutcome = { kind: "started" };
+const IGNORED: StartOutcome = { kind: "ignored" };
+const CANCELLED: StartOutcome = { kind: "cancelled" };
+const CANCEL = Symbol("cancel");
+
+/** Called when a run has ended: `requested` is true when the supervisor asked it to stop. */
+export type ExitListener = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number) => void;
+
+class Context implements ChildContext {
+  readonly id: string;
+  readonly device: Device;
+  readonly args: readonly unknown[];
+  /** Set when `run` begins: from then on the signal is the managed run's. */
+  source: SignalSource | undefined = undefined;
+  /** A signal handed out during `init`, adopted by the run. */
+  controller: AbortController | undefined = undefined;
+
+  constructor(id: string, device: Device, args: readonly unknown[]) {
+    this.id = id;
+    this.device = device;
+    this.args = args;
+  }
+
+  get signal(): AbortSignal {
+    if (this.source !== undefined) return this.source.signal;
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+}
+
+export type ChildStatus = "starting" | "running" | "restarting" | "stopped";
+
+export class Child {
+  readonly spec: NormalizedSpec;
+  /** Extra arguments given to its context (DynamicSupervisor). */
+  readonly args: readonly unknown[];
+  status: ChildStatus = "stopped";
+  device: Device | undefined = undefined;
+  /** What `init` returned, while it runs (a nested Supervisor, for dumps). */
+  state: unknown = undefined;
+  restarts = 0;
+  lastFault: Fault | undefined = undefined;
+  startedAt = 0;
+  /** Consecutive restarts, for backoff. */
+  backoffLevel = 0;
+  /** Part of a restart decided but not yet carried out: its own exit meanwhile changes nothing. */
+  pendingRestart = false;
+  /** Settles when the current run has ended (after the exit listener ran). */
+  exited: Promise<void> | undefined = undefined;
+  #requested = false;
+  #cancel: (() => void) | undefined = undefined;
+
+  constructor(spec: NormalizedSpec, args: readonly unknown[] = []) {
+    this.spec = spec;
+    this.args = args;
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  /** True while a run or a start is in progress. */
+  get isActive(): boolean {
+    return this.status === "running" || this.status === "starting";
+  }
+
+  info(): ChildInfo {
+    const info: ChildInfo = { id: this.spec.id, status: this.status === "starting" ? "restarting" : this.status, type: this.spec.type, restarts: this.restarts };
+    if (this.status === "running" && this.device !== undefined) info.device = this.device.id;
+    if (this.lastFault !== undefined) info.lastFault = this.lastFault;
+    return info;
+  }
+
+  /**
+   * Start one incarnation: a fresh device, `init`, then `run` under manage.
+   * Resolves once `run` has begun (or the start failed, was ignored, or was
+   * cancelled by `stop()`); `onExit` is told when the run ends.
+   */
+  async start(onExit: ExitListener): Promise<StartOutcome> {
+    const spec = this.spec;
+    const device = new Device({ name: spec.id });
+    const ctx = new Context(spec.id, device, this.args);
+    this.status = "starting";
+    this.device = device;
+    this.#requested = false;
+
+    let state: unknown;
+    if (spec.init !== undefined) {
+      const cancelled = new Promise<typeof CANCEL>((resolve) => {
+        this.#cancel = () => resolve(CANCEL);
+      });
+      try {
+        // A synchronous throw from init is a failed start like a rejection.
+        state = await Promise.race([new Promise((resolve) => resolve(spec.init!(ctx))), cancelled]);
+      } catch (error) {
+        this.#cancel = undefined;
+        this.#notStarted(Fault.error(error));
+        return { kind: "failed", error };
+      }
+      this.#cancel = undefined;
+      if (state === CANCEL) {
+        // Stopped while starting: whatever init still does is abandoned; its late result is dropped.
+        ctx.controller?.abort(new Error("start cancelled"));
+        this.#notStarted(undefined);
+        return CANCELLED;
+      }
+      if (state === IGNORE) {
+        this.#notStarted(undefined);
+        return IGNORED;
+      }
+    }
+
+    this.state = state;
+    this.startedAt = Date.now();
+    this.status = "running";
+    const run = runManaged(
+      device._board,
+      ((source: SignalSource) => {
+        ctx.source = source;
+        return spec.run(ctx, state);
+      }) as unknown as () => unknown,
+      { grace: graceOf(spec.shutdown) },
+      false,
+      true,
+      ctx.controller,
+    );
+    const ended = () => this.#ended(device, onExit);
+    this.exited = run.then(ended, ended);
+    return STARTED;
+  }
+
+  /**
+   * Ask the current incarnation to stop: a start in progress is cancelled; a
+   * run gets its grace period (a shutdown message) or is killed at once
+   * (`brutal`). Resolves when it has ended.
+   */
+  stop(from: number): Promise<void> {
+    if (this.status === "starting") {
+      this.#requested = true;
+      this.#cancel?.();
+      return Promise.resolve();
+    }
+    const device = this.device;
+    if (this.status !== "running" || device === undefined) return Promise.resolve();
+    if (!this.#requested) {
+      this.#requested = true;
+      if (this.spec.shutdown === "brutal") device.disconnect(Fault.killed);
+      else device.line().shutdown(from);
+    }
+    return this.exited!;
+  }
+
+  #notStarted(fault: Fault | undefined): void {
+    this.device?.disconnect(fault);
+    this.device = undefined;
+    this.state = undefined;
+    this.status = "stopped";
+    if (fault !== undefined) this.lastFault = fault;
+  }
+
+  #ended(device: Device, onExit: ExitListener): void {
+    if (this.device !== device) return; // a stale incarnation
+    const fault = device.fault;
+    this.device = undefined;
+    this.state = undefined;
+    this.status = "stopped";
+    if (fault !== undefined) this.lastFault = fault;
+    onExit(this, device.id, fault, this.#requested, Date.now() - this.startedAt);
+  }
+}
