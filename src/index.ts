@@ -13,3 +13,5 @@ export { StartError, SupervisorError, type SupervisorErrorCode } from "./supervi
 export type * from "./supervisor/events.js";
 export type { Backoff } from "./supervisor/restart.js";
 export { type AutoShutdown, Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";
+export { type DynamicChildSpec, DynamicSupervisor, type DynamicSupervisorOptions } from "./supervisor/dynamic.js";
+export { type StreamOptions, type StreamResult, Task, type TaskOptions, TaskSupervisor, type TaskSupervisorOptions } from "./supervisor/task.js";

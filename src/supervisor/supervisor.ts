@@ -51,7 +51,10 @@ export interface SupervisorOptions {
 
 /** @internal Knobs for the subclasses (DynamicSupervisor). */
 export interface SupervisorInternals {
+  /** Stop children all at once instead of one by one in reverse order. */
   parallelStop?: boolean;
+  /** Forget a child that stops without being restarted, instead of keeping its spec (Elixir's DynamicSupervisor). */
+  forgetStopped?: boolean;
 }
 
 type Status = "idle" | "starting" | "running" | "stopping" | "stopped";
@@ -92,6 +95,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #autoShutdown: AutoShutdown;
   readonly #backoff: Backoff | undefined;
   readonly #parallelStop: boolean;
+  readonly #forgetStopped: boolean;
   /** Children in start order, and by id. */
   #children: Child[] = [];
   readonly #byId = new Map<string, Child>();
@@ -123,6 +127,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#autoShutdown = autoShutdown;
     this.#backoff = backoff;
     this.#parallelStop = internals.parallelStop === true;
+    this.#forgetStopped = internals.forgetStopped === true;
     this.device = new Device({ name: name ?? "supervisor" });
     this.name = name ?? `supervisor-${this.device.id}`;
     for (const spec of children) {
@@ -274,7 +279,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     child.pendingRestart = false; // a restart waiting for it will skip it
     if (child.status === "restarting") child.status = "stopped";
     await child.stop(this.device.id);
-    if (child.spec.restart === "temporary") this.#remove(child);
+    if (child.spec.restart === "temporary" || this.#forgetStopped) this.#remove(child);
   }
 
   /**
@@ -432,7 +437,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#status !== "running" || this.#byId.get(child.id) !== child) return;
     if (child.pendingRestart) return; // already part of a group being restarted
     const decision = decideExit(child.spec.restart, fault);
-    if (decision === "delete") this.#remove(child);
+    if (decision === "delete" || (decision === "keep" && this.#forgetStopped)) this.#remove(child);
     if (decision !== "restart") {
       if (child.spec.significant) this.#autoShutdownAfter(child);
       return;

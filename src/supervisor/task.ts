@@ -1,0 +1,299 @@
+/**
+ * Elixir's Task.Supervisor: short-lived tasks, each on its own device, never
+ * restarted; `async` for one, `asyncStream` for many with bounded concurrency
+ * (on p-queue).
+ */
+import { EventEmitter } from "eventemitter3";
+import PQueue from "p-queue";
+import { Crash, makeCrash } from "../crash.js";
+import { Device } from "../device.js";
+import { Fault } from "../fault.js";
+import { runManaged, type Work } from "../manage.js";
+import type { ChildSpec, Shutdown } from "./child-spec.js";
+import { graceOf } from "./child-spec.js";
+import { SupervisorError } from "./errors.js";
+import type { SupervisorEvents } from "./events.js";
+
+/** Options of a {@link TaskSupervisor}. */
+export interface TaskSupervisorOptions {
+  name?: string;
+  /** Grace each task gets when stopped (ms, `brutal`, `infinity`). Default 5000. */
+  shutdown?: Shutdown;
+  /** Tasks it may run at once; `async` beyond it is `max-children`. Default unlimited. */
+  maxChildren?: number;
+}
+
+/** Options of {@link TaskSupervisor.async}. */
+export interface TaskOptions {
+  /** ms before the task is abandoned with fault `timeout`. */
+  timeout?: number;
+}
+
+/** One result of {@link TaskSupervisor.asyncStream}: a value, or why the task ended without one. */
+export type StreamResult<R> = { readonly status: "ok"; readonly value: R } | { readonly status: "exit"; readonly reason: Crash };
+
+/** Options of {@link TaskSupervisor.asyncStream}. */
+export interface StreamOptions {
+  /** Tasks running at once. Default: the number of CPUs. */
+  maxConcurrency?: number;
+  /** Results in input order (default) or as they finish. */
+  ordered?: boolean;
+  /** ms each task may take. Default 5000 (Elixir's). */
+  timeout?: number;
+  /** On a timeout: end the stream with the timeout's Crash (`throw`, default), or yield `{ status: "exit" }` and go on (`kill-task`). */
+  onTimeout?: "throw" | "kill-task";
+}
+
+const noop = (): void => {};
+
+/**
+ * A running task: await it for its value (or its `Crash`), or cancel it.
+ * An unawaited failed task never raises an unhandled rejection.
+ *
+ * @example
+ * ```ts
+ * const task = tasks.async((signal) => fetch(url, { signal }).then((r) => r.json()), { timeout: 2_000 });
+ * const data = await task;
+ * ```
+ */
+export class Task<T> implements PromiseLike<T> {
+  readonly id: string;
+  readonly device: Device;
+  readonly #result: Promise<T>;
+
+  /** @internal */
+  constructor(id: string, device: Device, result: Promise<T>) {
+    this.id = id;
+    this.device = device;
+    this.#result = result;
+    result.catch(noop);
+  }
+
+  // biome-ignore lint/suspicious/noThenProperty: a Task is awaitable on purpose
+  then<A = T, B = never>(onfulfilled?: ((value: T) => A | PromiseLike<A>) | null, onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    return this.#result.then(onfulfilled, onrejected);
+  }
+
+  /**
+   * Ask the task to stop (its signal aborts; it gets the supervisor's grace,
+   * then is killed). Resolves when it has ended; awaiting the task then
+   * rejects with a `Crash` of kind `shutdown` (or `killed`).
+   */
+  cancel(): Promise<void> {
+    this.device.line().shutdown(this.device.id);
+    return this.#result.then(noop, noop);
+  }
+}
+
+/**
+ * Runs short tasks under supervision: each on its own device, never
+ * restarted, all stopped (grace then kill) when the supervisor stops.
+ *
+ * @example
+ * ```ts
+ * const tasks = new TaskSupervisor({ name: "thumbnails" });
+ * for await (const r of tasks.asyncStream(files, (f, signal) => resize(f, signal), { maxConcurrency: 4 })) {
+ *   if (r.status === "ok") save(r.value); else console.warn(r.reason.message);
+ * }
+ * await tasks.stop();
+ * ```
+ */
+export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
+  readonly device: Device;
+  readonly name: string;
+  /** Resolves once stopped. */
+  readonly done: Promise<void>;
+  readonly #grace: number;
+  readonly #brutal: boolean;
+  readonly #maxChildren: number;
+  readonly #running = new Map<string, Task<unknown>>();
+  #seq = 0;
+  #stopping: Promise<void> | undefined;
+  #resolveDone!: () => void;
+
+  constructor(options: TaskSupervisorOptions = {}) {
+    super();
+    const { name, shutdown = 5000, maxChildren = Number.POSITIVE_INFINITY } = options ?? {};
+    if (name !== undefined && typeof name !== "string") throw new SupervisorError("invalid-options", "name must be a string");
+    if (!(shutdown === "brutal" || shutdown === "infinity" || (typeof shutdown === "number" && shutdown >= 0))) {
+      throw new SupervisorError("invalid-options", `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${String(shutdown)}`);
+    }
+    if (!(maxChildren === Number.POSITIVE_INFINITY || (Number.isInteger(maxChildren) && maxChildren >= 0))) {
+      throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${String(maxChildren)}`);
+    }
+    this.device = new Device({ name: name ?? "tasks" });
+    this.name = name ?? `tasks-${this.device.id}`;
+    this.#grace = graceOf(shutdown);
+    this.#brutal = shutdown === "brutal";
+    this.#maxChildren = maxChildren;
+    this.done = new Promise<void>((resolve) => {
+      this.#resolveDone = resolve;
+    });
+  }
+
+  /** Tasks running now. */
+  get size(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Run `fn` as a supervised task. Its signal (if it declares one) aborts
+   * when it is cancelled, timed out, or the supervisor stops.
+   *
+   * @throws {SupervisorError} `not-running` after `stop()`, `max-children` when full.
+   * @example
+   * ```ts
+   * const n = await tasks.async(async () => countRows(db));
+   * ```
+   */
+  async<T>(fn: Work<T>, options?: TaskOptions): Task<T> {
+    if (this.#stopping !== undefined) throw new SupervisorError("not-running", `task supervisor "${this.name}" has stopped`);
+    if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "async() takes a function");
+    if (this.#running.size >= this.#maxChildren) throw new SupervisorError("max-children", `task supervisor "${this.name}" already runs ${this.#maxChildren} tasks`);
+    const id = `${this.name}/${++this.#seq}`;
+    const device = new Device({ name: id });
+    const startedAt = Date.now();
+    const timeout = options?.timeout;
+    const result = runManaged(device._board, fn, timeout === undefined ? { grace: this.#grace } : { grace: this.#grace, timeout }, false);
+    const task = new Task<T>(id, device, result);
+    this.#running.set(id, task as Task<unknown>);
+    this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
+    const ended = () => {
+      this.#running.delete(id);
+      this.emit("child-exited", { id, device: device.id, fault: device.fault, requested: this.#stopping !== undefined, at: Date.now(), uptime: Date.now() - startedAt });
+    };
+    result.then(ended, ended);
+    return task;
+  }
+
+  /**
+   * Run `fn` over `inputs` with at most `maxConcurrency` tasks at once,
+   * yielding each result. Inputs are pulled lazily, so an endless source is
+   * fine. Leaving the loop early (break, throw) cancels the tasks still
+   * running and stops pulling inputs.
+   *
+   * @example
+   * ```ts
+   * for await (const r of tasks.asyncStream(urls, (u, signal) => fetch(u, { signal }), { maxConcurrency: 8, ordered: false })) …
+   * ```
+   */
+  asyncStream<I, R>(
+    inputs: Iterable<I> | AsyncIterable<I>,
+    fn: (input: I, signal: AbortSignal) => R | PromiseLike<R>,
+    options: StreamOptions = {},
+  ): AsyncIterable<StreamResult<R>> {
+    const { maxConcurrency = defaultConcurrency(), ordered = true, timeout = 5000, onTimeout = "throw" } = options;
+    if (!(Number.isInteger(maxConcurrency) && maxConcurrency >= 1)) throw new SupervisorError("invalid-options", `maxConcurrency must be an integer ≥ 1, not ${String(maxConcurrency)}`);
+    if (onTimeout !== "throw" && onTimeout !== "kill-task") throw new SupervisorError("invalid-options", `onTimeout must be "throw" or "kill-task", not ${String(onTimeout)}`);
+    if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "asyncStream() takes a function");
+    return {
+      [Symbol.asyncIterator]: () => this.#stream(inputs, fn, maxConcurrency, ordered, timeout, onTimeout),
+    };
+  }
+
+  async *#stream<I, R>(
+    inputs: Iterable<I> | AsyncIterable<I>,
+    fn: (input: I, signal: AbortSignal) => R | PromiseLike<R>,
+    maxConcurrency: number,
+    ordered: boolean,
+    timeout: number,
+    onTimeout: "throw" | "kill-task",
+  ): AsyncGenerator<StreamResult<R>> {
+    const queue = new PQueue({ concurrency: maxConcurrency });
+    const source = Symbol.asyncIterator in inputs ? inputs[Symbol.asyncIterator]() : inputs[Symbol.iterator]();
+    /** Started and not yet yielded, in input order. */
+    const window: { task: Task<R> | undefined; outcome: Promise<StreamResult<R>> }[] = [];
+    let exhausted = false;
+    try {
+      for (;;) {
+        while (!exhausted && window.length < maxConcurrency) {
+          const next = await source.next();
+          if (next.done === true) {
+            exhausted = true;
+            break;
+          }
+          const input = next.value;
+          // p-queue holds the concurrency bound; the window (≤ maxConcurrency) is what keeps input pulling lazy.
+          const entry: (typeof window)[number] = { task: undefined, outcome: undefined as unknown as Promise<StreamResult<R>> };
+          entry.outcome = queue.add(() => {
+            entry.task = this.async<R>((signal) => fn(input, signal), { timeout });
+            return toResult(entry.task);
+          }) as Promise<StreamResult<R>>;
+          entry.outcome.catch(noop);
+          window.push(entry);
+        }
+        if (window.length === 0) return;
+        let index = 0;
+        if (!ordered) index = await Promise.race(window.map((w, i) => w.outcome.then(() => i)));
+        const { outcome } = window.splice(index, 1)[0]!;
+        const result = await outcome;
+        if (result.status === "exit" && result.reason.kind === "timeout" && onTimeout === "throw") throw result.reason;
+        yield result;
+      }
+    } finally {
+      queue.clear();
+      await Promise.all(window.map((w) => w.task?.cancel()));
+      await (source as { return?: () => unknown }).return?.();
+    }
+  }
+
+  /**
+   * Stop every running task at once (grace then kill), then end.
+   *
+   * @example
+   * ```ts
+   * await tasks.stop();
+   * ```
+   */
+  stop(): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    this.#stopping = (async () => {
+      const tasks = [...this.#running.values()];
+      await Promise.all(tasks.map((t) => (this.#brutal ? (t.device.disconnect(Fault.killed), t.then(noop, noop)) : t.cancel())));
+      this.device.disconnect();
+      this.emit("shutdown", { id: this.name, reason: "stop", fault: undefined, at: Date.now() });
+      this.#resolveDone();
+    })();
+    return this.#stopping;
+  }
+
+  /**
+   * A child spec that runs a TaskSupervisor under a supervisor.
+   *
+   * @example
+   * ```ts
+   * new Supervisor({ children: [TaskSupervisor.child("tasks", { maxChildren: 100 })] });
+   * ```
+   */
+  static child(id: string, options: TaskSupervisorOptions = {}, spec?: Partial<ChildSpec<TaskSupervisor>>): ChildSpec<TaskSupervisor> {
+    return {
+      type: "supervisor",
+      shutdown: "infinity",
+      ...spec,
+      id,
+      init: () => new TaskSupervisor({ name: id, ...options }),
+      run(ctx, tasks) {
+        ctx.signal.addEventListener("abort", () => void tasks.stop(), { once: true });
+        return tasks.done;
+      },
+    };
+  }
+}
+
+/** Settle a task into a stream result; failures become `{ status: "exit" }`. */
+function toResult<R>(task: Task<R>): Promise<StreamResult<R>> {
+  return task.then(
+    (value) => ({ status: "ok", value }),
+    (reason: unknown) => ({ status: "exit", reason: asCrash(reason) }),
+  );
+}
+
+function asCrash(reason: unknown): Crash {
+  return reason instanceof Crash ? reason : makeCrash("error", undefined, undefined, reason);
+}
+
+function defaultConcurrency(): number {
+  const available = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return typeof available === "number" && available > 0 ? available : 4;
+}
+
