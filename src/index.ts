@@ -15,3 +15,4 @@ export type { Backoff } from "./supervisor/restart.js";
 export { type AutoShutdown, Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";
 export { type DynamicChildSpec, DynamicSupervisor, type DynamicSupervisorOptions } from "./supervisor/dynamic.js";
 export { type StreamOptions, type StreamResult, Task, type TaskOptions, TaskSupervisor, type TaskSupervisorOptions } from "./supervisor/task.js";
+export { describeFault, dumpTree, snapshot, type TreeNode, treeToMermaid } from "./supervisor/dump.js";

@@ -1,0 +1,121 @@
+/**
+ * A readable picture of a live supervision tree: text for terminals and
+ * logs, Mermaid for docs. Nested supervisors (and task supervisors) are
+ * walked through the state their `init` returned.
+ */
+import type { Fault } from "../fault.js";
+import type { Child } from "./child.js";
+import { Supervisor } from "./supervisor.js";
+import { TaskSupervisor } from "./task.js";
+
+/** One node of a tree snapshot. */
+export interface TreeNode {
+  id: string;
+  kind: "supervisor" | "tasks" | "worker";
+  status: string;
+  restarts: number;
+  device?: number;
+  lastFault?: Fault;
+  /** Supervisors: their strategy. Task supervisors: tasks running. */
+  detail?: string;
+  children: TreeNode[];
+}
+
+/**
+ * A snapshot of the tree under `root`, as plain data.
+ *
+ * @example
+ * ```ts
+ * console.log(JSON.stringify(snapshot(app), null, 2));
+ * ```
+ */
+export function snapshot(root: Supervisor | TaskSupervisor): TreeNode {
+  if (root instanceof TaskSupervisor) return { id: root.name, kind: "tasks", status: statusOfTasks(root), restarts: 0, device: root.device.id, detail: `${root.size} running`, children: [] };
+  return { id: root.name, kind: "supervisor", status: root.status, restarts: 0, device: root.device.id, detail: root.strategy, children: root.children().map(nodeOf) };
+}
+
+function statusOfTasks(tasks: TaskSupervisor): string {
+  return tasks.device.isConnected ? "running" : "stopped";
+}
+
+function nodeOf(child: Child): TreeNode {
+  const info = child.info();
+  const base = { id: info.id, status: info.status, restarts: info.restarts, ...(info.device !== undefined && { device: info.device }), ...(info.lastFault !== undefined && { lastFault: info.lastFault }) };
+  const state = child.state;
+  if (state instanceof Supervisor) return { ...base, kind: "supervisor", detail: state.strategy, children: state.children().map(nodeOf) };
+  if (state instanceof TaskSupervisor) return { ...base, kind: "tasks", detail: `${state.size} running`, children: [] };
+  return { ...base, kind: info.type === "supervisor" ? "supervisor" : "worker", children: [] };
+}
+
+/** A fault in a few words: `error: connection reset`, `cascade from #12`, `killed`. */
+export function describeFault(fault: Fault | undefined): string {
+  if (fault === undefined) return "clean";
+  switch (fault.kind) {
+    case "error": {
+      const e = fault.error;
+      return `error: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    case "cascade":
+      return `cascade from #${fault.from}`;
+    default:
+      return fault.kind;
+  }
+}
+
+/**
+ * The tree as indented text, one line per child: status, restarts, last fault.
+ *
+ * @example
+ * ```ts
+ * console.log(dumpTree(app));
+ * // app (one-for-one) running
+ * // ├─ db        running     restarts 2   last: error: connection reset
+ * // └─ workers (one-for-all) running
+ * //    └─ w1     restarting  restarts 1   last: cascade from #12
+ * ```
+ */
+export function dumpTree(root: Supervisor | TaskSupervisor): string {
+  const lines: string[] = [];
+  const top = snapshot(root);
+  lines.push(`${top.id}${top.detail !== undefined ? ` (${top.detail})` : ""} ${top.status}`);
+  const walk = (nodes: TreeNode[], prefix: string): void => {
+    nodes.forEach((node, i) => {
+      const last = i === nodes.length - 1;
+      const label = node.kind === "worker" ? node.id : `${node.id} (${node.detail ?? node.kind})`;
+      const fault = node.lastFault !== undefined ? `   last: ${describeFault(node.lastFault)}` : "";
+      lines.push(`${prefix}${last ? "└─ " : "├─ "}${label.padEnd(Math.max(12, label.length))} ${node.status.padEnd(10)} restarts ${String(node.restarts).padEnd(3)}${fault}`);
+      walk(node.children, prefix + (last ? "   " : "│  "));
+    });
+  };
+  walk(top.children, "");
+  return lines.join("\n");
+}
+
+/**
+ * The tree as a Mermaid flowchart, for docs and dashboards.
+ *
+ * @example
+ * ```ts
+ * writeFileSync("tree.mmd", treeToMermaid(app));
+ * ```
+ */
+export function treeToMermaid(root: Supervisor | TaskSupervisor): string {
+  const lines = ["flowchart TD"];
+  let n = 0;
+  const visit = (node: TreeNode): string => {
+    const key = `n${n++}`;
+    const text = [node.id, node.detail, `${node.status}${node.restarts > 0 ? `, ${node.restarts} restarts` : ""}`].filter(Boolean).join("<br/>");
+    const shape = node.kind === "worker" ? `("${escape(text)}")` : `["${escape(text)}"]`;
+    lines.push(`  ${key}${shape}`);
+    if (node.status !== "running") lines.push(`  class ${key} ${node.status}`);
+    for (const child of node.children) lines.push(`  ${key} --> ${visit(child)}`);
+    return key;
+  };
+  visit(snapshot(root));
+  lines.push("  classDef restarting fill:#fff3cd,stroke:#d39e00", "  classDef stopped fill:#eee,stroke:#999,color:#666");
+  return lines.join("\n");
+}
+
+function escape(text: string): string {
+  return text.replace(/"/g, "#quot;");
+}

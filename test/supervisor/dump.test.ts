@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { dumpTree, Supervisor, snapshot, TaskSupervisor, treeToMermaid } from "../../src/index.js";
+import { next, worker } from "./helpers.js";
+
+describe("tree dumps", () => {
+  it("text: every child with status, restarts and last fault, nested supervisors walked", async () => {
+    const db = worker("db");
+    const w1 = worker("w1");
+    const app = new Supervisor({
+      name: "app",
+      children: [db.spec, Supervisor.child("workers", () => ({ name: "workers", strategy: "one-for-all", children: [w1.spec] })), TaskSupervisor.child("tasks")],
+    });
+    await app.start();
+    const restarted = next(app, "child-restarted");
+    db.current.crash(new Error("connection reset"));
+    await restarted;
+    const text = dumpTree(app);
+    expect(text.split("\n")).toEqual([
+      "app (one-for-one) running",
+      expect.stringMatching(/^├─ db +running +restarts 1 +last: error: connection reset$/),
+      expect.stringMatching(/^├─ workers \(one-for-all\) +running +restarts 0 *$/),
+      expect.stringMatching(/^│  └─ w1 +running +restarts 0 *$/),
+      expect.stringMatching(/^└─ tasks \(0 running\) +running +restarts 0 *$/),
+    ]);
+    const tree = snapshot(app);
+    expect(tree.children.map((c) => c.kind)).toEqual(["worker", "supervisor", "tasks"]);
+    const mermaid = treeToMermaid(app);
+    expect(mermaid).toMatch(/^flowchart TD/);
+    expect(mermaid).toContain('("db<br/>running, 1 restarts")');
+    expect(mermaid).toContain("n0 --> n2");
+    await app.stop();
+    expect(dumpTree(app).split("\n")[0]).toBe("app (one-for-one) stopped");
+  });
+});
