@@ -75,19 +75,23 @@ export function describeFault(fault: Fault | undefined): string {
  * ```
  */
 export function dumpTree(root: Supervisor | TaskSupervisor): string {
-  const lines: string[] = [];
   const top = snapshot(root);
-  lines.push(`${top.id}${top.detail !== undefined ? ` (${top.detail})` : ""} ${top.status}`);
+  const rows: [left: string, node: TreeNode][] = [];
   const walk = (nodes: TreeNode[], prefix: string): void => {
     nodes.forEach((node, i) => {
       const last = i === nodes.length - 1;
       const label = node.kind === "worker" ? node.id : `${node.id} (${node.detail ?? node.kind})`;
-      const fault = node.lastFault !== undefined ? `   last: ${describeFault(node.lastFault)}` : "";
-      lines.push(`${prefix}${last ? "└─ " : "├─ "}${label.padEnd(Math.max(12, label.length))} ${node.status.padEnd(10)} restarts ${String(node.restarts).padEnd(3)}${fault}`);
+      rows.push([`${prefix}${last ? "└─ " : "├─ "}${label}`, node]);
       walk(node.children, prefix + (last ? "   " : "│  "));
     });
   };
   walk(top.children, "");
+  const width = Math.max(0, ...rows.map(([left]) => left.length));
+  const lines = [`${top.id}${top.detail !== undefined ? ` (${top.detail})` : ""} ${top.status}`];
+  for (const [left, node] of rows) {
+    const fault = node.lastFault !== undefined ? `  last: ${describeFault(node.lastFault)}` : "";
+    lines.push(`${left.padEnd(width)}  ${node.status.padEnd(10)} restarts ${node.restarts}${fault}`.trimEnd());
+  }
   return lines.join("\n");
 }
 

@@ -356,7 +356,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * A child spec that runs a whole supervisor under this one. Restarting it
-   * builds a fresh supervisor from `options()`.
+   * builds a fresh supervisor from `options()`, which may also return an
+   * unstarted Supervisor (to attach listeners to each new incarnation).
    *
    * @example
    * ```ts
@@ -365,14 +366,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * ]});
    * ```
    */
-  static child(id: string, options: () => SupervisorOptions, spec?: Partial<ChildSpec<Supervisor>>): ChildSpec<Supervisor> {
+  static child(id: string, options: () => SupervisorOptions | Supervisor, spec?: Partial<ChildSpec<Supervisor>>): ChildSpec<Supervisor> {
     return {
       type: "supervisor",
       shutdown: "infinity",
       ...spec,
       id,
       async init(ctx) {
-        const sup = new Supervisor(options());
+        const made = options();
+        const sup = made instanceof Supervisor ? made : new Supervisor(made);
         const stopIt = () => void sup.stop();
         ctx.signal.addEventListener("abort", stopIt, { once: true }); // stopped while starting
         await sup.start();

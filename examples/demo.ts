@@ -1,0 +1,140 @@
+/**
+ * `npm run demo`: a small supervision tree whose workers fail at random.
+ * Every crash and restart is printed as it happens, the tree is drawn as it
+ * heals, and after a few seconds the whole tree stops cleanly by itself.
+ *
+ *   npm run demo               # the default seed
+ *   npm run demo -- --seed 7   # another run of bad luck
+ */
+import { type ChildContext, type ChildSpec, dumpTree, type Fault, Supervisor, type SupervisorEvents, TaskSupervisor } from "../src/index.js";
+
+const seedArg = process.argv.indexOf("--seed");
+let seed = seedArg > 0 ? Number(process.argv[seedArg + 1]) : 42;
+/** A seeded generator (mulberry32), so a given seed always tells the same story. */
+function random(): number {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+const color = process.stdout.isTTY ? (code: number, s: string) => `\x1b[${code}m${s}\x1b[0m` : (_: number, s: string) => s;
+const red = (s: string) => color(31, s);
+const green = (s: string) => color(32, s);
+const yellow = (s: string) => color(33, s);
+const dim = (s: string) => color(2, s);
+
+const t0 = Date.now();
+const clock = () => dim(`${((Date.now() - t0) / 1000).toFixed(2).padStart(5)}s`);
+const say = (line: string) => console.log(`${clock()}  ${line}`);
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function why(fault: Fault | undefined): string {
+  if (fault === undefined) return "exited cleanly";
+  if (fault.kind === "error") return `crashed: ${(fault.error as Error).message ?? String(fault.error)}`;
+  if (fault.kind === "cascade") return `went down with device #${fault.from}`;
+  return `ended: ${fault.kind}`;
+}
+
+/** A worker that does a unit of work every `every` ms and fails with probability `risk` each time. */
+function flaky(id: string, every: number, risk: number, failure: string): ChildSpec {
+  return {
+    id,
+    shutdown: 500,
+    async run(ctx: ChildContext) {
+      while (!ctx.signal.aborted) {
+        await sleep(every, ctx.signal);
+        if (!ctx.signal.aborted && random() < risk) throw new Error(failure);
+      }
+    },
+  };
+}
+
+/** Print a supervisor's events, indented by its depth in the tree. */
+function narrate(sup: { on: Supervisor["on"] }, label: string): void {
+  const on = sup.on.bind(sup) as <E extends keyof SupervisorEvents>(e: E, f: (p: SupervisorEvents[E][0]) => void) => void;
+  on("child-exited", (e) => {
+    if (e.requested) return;
+    say(`${e.fault ? red("✗") : "·"} ${label}/${e.id} ${why(e.fault)}`);
+  });
+  on("child-restarted", (e) => say(`${green("↻")} ${label}/${e.id} restarted (restart #${e.restarts}${e.delay > 0 ? `, after ${Math.round(e.delay)} ms backoff` : ""})`));
+  on("restart-intensity-exceeded", (e) => say(yellow(`⚠ ${label}: too many restarts (${e.intensity} in ${e.period} ms) — giving up, escalating to its parent`)));
+}
+
+async function main(): Promise<void> {
+  console.log("A supervision tree that fails at random and heals itself.\n");
+  const app = new Supervisor({
+    name: "app",
+    strategy: "one-for-one",
+    intensity: 10,
+    period: 5000,
+    children: [
+      flaky("db", 400, 0.15, "connection reset by peer"),
+      Supervisor.child("pipeline", () => {
+        const pipeline = new Supervisor({
+          name: "pipeline",
+          strategy: "rest-for-one",
+          intensity: 2,
+          period: 2000,
+          backoff: { min: 50, max: 400 },
+          children: [flaky("fetch", 300, 0.12, "upstream 503"), flaky("parse", 250, 0.1, "unexpected token"), flaky("store", 350, 0.05, "disk full")],
+        });
+        narrate(pipeline, "app/pipeline");
+        return pipeline;
+      }),
+      TaskSupervisor.child("jobs", { shutdown: 500 }),
+    ],
+  });
+  narrate(app, "app");
+  await app.start();
+  console.log(`${dumpTree(app)}\n`);
+
+  // Feed the task supervisor a stream of short jobs, some of which fail.
+  const jobs = app.whichChildren().find((c) => c.id === "jobs");
+  const tasks = (app.children().find((c) => c.id === "jobs")?.state ?? undefined) as TaskSupervisor | undefined;
+  if (jobs !== undefined && tasks !== undefined) {
+    void (async () => {
+      let n = 0;
+      const inputs = (async function* () {
+        while (tasks.device.isConnected && n < 12) {
+          yield ++n;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      })();
+      for await (const r of tasks.asyncStream(
+        inputs,
+        async (job, signal) => {
+          await sleep(100 + random() * 200, signal);
+          if (random() < 0.25) throw new Error(`job ${job} hit a bad record`);
+          return job;
+        },
+        { maxConcurrency: 3, timeout: 1000 },
+      )) {
+        if (r.status === "ok") say(`${dim("✓")} app/jobs finished job ${r.value}`);
+        else say(`${red("✗")} app/jobs ${r.reason.cause instanceof Error ? r.reason.cause.message : r.reason.message}`);
+      }
+    })().catch(() => {});
+  }
+
+  for (const at of [2000, 4000]) {
+    await new Promise((r) => setTimeout(r, at === 2000 ? 2000 : 2000));
+    console.log(`\n${dumpTree(app)}\n`);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  say("stopping the tree (children stop in reverse order, each with its grace period)…");
+  await app.stop();
+  console.log(`\n${dumpTree(app)}\n`);
+  say(green("stopped cleanly."));
+}
+
+await main();
