@@ -2,8 +2,8 @@
  * Why a core operation was refused.
  *
  * - `self-link`: a device cannot link to itself.
- * - `device-down`: the device has disconnected (linking from it, managing or
- *   watching it, or receiving from it while it is being torn down).
+ * - `device-down`: the device has disconnected (linking from it, managing
+ *   it, or watching it with nothing left in its mailbox).
  * - `busy`: the mailbox already has a reader (a pending `receive`, `watch`,
  *   `manage` or `partManage`); a device has one reader at a time.
  * - `invalid-argument`: the call's arguments are not of the documented shape.

@@ -121,8 +121,9 @@ class ManageRun<T> implements RunSink, SignalSource {
       this.finish(b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
       return;
     }
-    if (this.stopping !== undefined || (message.kind === "disconnected" && message.fault === undefined)) {
-      // A clean exit of a linked device is normal; and once stopping, the run is already ending.
+    if (message.kind === "disconnected" ? message.fault === undefined : this.stopping !== undefined) {
+      // A clean exit of a linked device is normal; a second shutdown request changes nothing.
+      // A faulted peer still cascades, even during a grace period.
       this.board.sink = this;
       return;
     }

@@ -29,7 +29,10 @@ export function decideExit(restart: Restart, fault: Fault | undefined): ExitDeci
  * supervisor must give up. Returns the new history (oldest first).
  */
 export function addRestart(history: readonly number[], now: number, intensity: number, period: number): { history: number[]; exceeded: boolean } {
-  const kept = history.filter((t) => now - t < period);
+  // The history is oldest first, so the restarts that left the window are a prefix.
+  let first = 0;
+  while (first < history.length && now - history[first]! >= period) first++;
+  const kept = history.slice(first);
   kept.push(now);
   return { history: kept, exceeded: kept.length > intensity };
 }

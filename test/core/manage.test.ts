@@ -379,6 +379,20 @@ describe("manage: shutdown grace period (options.grace)", () => {
     expect((await crashOf(run)).kind).toBe("cascade");
   });
 
+  it("a faulted peer during the grace period still cascades at once", async () => {
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    const run = d.manage(() => new Promise(() => {}), { grace: 10_000 });
+    d.line().shutdown(0);
+    d.line().shutdown(1); // a second request changes nothing
+    await Promise.resolve();
+    expect(d.isConnected).toBe(true);
+    peer.disconnect(Fault.error("x"));
+    expect(await crashOf(run)).toMatchObject({ kind: "cascade", from: peer.id });
+    expect(d.fault).toEqual(Fault.cascade(peer.id));
+  });
+
   it("a bad grace is LinkError invalid-argument", async () => {
     await expect(new Device().manage(() => 1, { grace: Number.NaN })).rejects.toMatchObject({ code: "invalid-argument" });
   });
