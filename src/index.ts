@@ -16,3 +16,8 @@ export { type AutoShutdown, Supervisor, type SupervisorOptions } from "./supervi
 export { type DynamicChildSpec, DynamicSupervisor, type DynamicSupervisorOptions } from "./supervisor/dynamic.js";
 export { type StreamOptions, type StreamResult, Task, type TaskOptions, TaskSupervisor, type TaskSupervisorOptions } from "./supervisor/task.js";
 export { describeFault, dumpTree, snapshot, type TreeNode, treeToMermaid } from "./supervisor/dump.js";
+export { CallError, type CallErrorCode } from "./calls/call-error.js";
+export { type CallCallback, type CallTarget, Client, call, cast } from "./calls/client.js";
+export { type Registered, Registry, RegistryError, type RegistryErrorCode, registry } from "./calls/registry.js";
+export { type CallOptions, type Handler, type ServeOptions, Server, type ServerEvents, serve } from "./calls/server.js";
+export type { ExecutionRecord, Outcome } from "./records.js";

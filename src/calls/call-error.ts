@@ -1,0 +1,35 @@
+import type { Fault } from "../fault.js";
+
+/**
+ * Why a call failed.
+ *
+ * - `server-down`: the server had ended, or ended while the call was in
+ *   flight; `fault` is how it ended (undefined for a clean stop).
+ * - `timeout`: no reply within the call's timeout; a late reply is dropped.
+ * - `not-cloneable`: the request (or the reply) cannot cross to or from a
+ *   worker by structured clone.
+ * - `unknown-name`: no live server is registered under that name.
+ * - `invalid-argument`: the call's arguments are not of the documented shape.
+ */
+export type CallErrorCode = "server-down" | "timeout" | "not-cloneable" | "unknown-name" | "invalid-argument";
+
+/**
+ * A failed call. Switch on `code`.
+ *
+ * @example
+ * ```ts
+ * try { await client.call({ op: "charge", cents: 500 }, { timeout: 1_000 }); }
+ * catch (e) { if (e instanceof CallError && e.code === "server-down") console.log("billing died:", e.fault); }
+ * ```
+ */
+export class CallError extends Error {
+  readonly code: CallErrorCode;
+  /** `server-down`: how the server ended. */
+  readonly fault: Fault | undefined;
+  constructor(code: CallErrorCode, message: string, options?: { fault?: Fault | undefined; cause?: unknown }) {
+    super(message, options !== undefined && "cause" in options ? { cause: options.cause } : undefined);
+    this.code = code;
+    this.fault = options?.fault;
+  }
+}
+CallError.prototype.name = "CallError";
