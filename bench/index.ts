@@ -1,28 +1,39 @@
 /**
  * `npm run bench`: every benchmark in one run, peers side by side, then a
  * Markdown report on stdout (progress goes to stderr). The figures in
- * docs/benchmarks.md come from this command.
+ * docs/benchmarks.md come from this command. `npm run bench -- core`,
+ * `-- supervisor` or `-- memory` runs one part.
  */
 import os from "node:os";
-import { crateBenchmarks, lifecycleBenchmarks, manageBenchmarks, notificationBenchmarks } from "./core.js";
-import { report } from "./harness.js";
+import { crateBenchmarks, lifecycleBenchmarks as unitLifecycle, manageBenchmarks, notificationBenchmarks } from "./core.js";
+import { format, report } from "./harness.js";
 import { memoryBenchmarks } from "./memory.js";
+import { lifecycleBenchmarks, restartBenchmarks, supervisedMemory } from "./supervisor.js";
 
 const only = process.argv[2];
-const suites: [string, () => Promise<unknown> | unknown][] = [
-  ["core", crateBenchmarks],
-  ["core", notificationBenchmarks],
-  ["core", manageBenchmarks],
-  ["core", lifecycleBenchmarks],
-];
+const want = (part: string) => only === undefined || only === part;
 
 process.stderr.write(`node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}\n`);
-for (const [name, suite] of suites) if (only === undefined || only === name) await suite();
+if (want("core")) {
+  await crateBenchmarks();
+  await notificationBenchmarks();
+  await manageBenchmarks();
+  await unitLifecycle();
+}
+if (want("supervisor")) await restartBenchmarks();
+const lifecycle = want("supervisor") ? await lifecycleBenchmarks() : [];
+const memory = want("memory") ? memoryBenchmarks() : [];
+const perChild = want("memory") ? await supervisedMemory() : undefined;
 
-const memory = only === undefined || only === "memory" ? memoryBenchmarks() : [];
-console.log(`## Run of ${new Date().toISOString().slice(0, 10)} — node ${process.version}, ${os.cpus().length} cores\n`);
+console.log(`## Run of ${new Date().toISOString().slice(0, 10)} — node ${process.version}, ${os.cpus()[0]?.model ?? "cpu"}, ${os.cpus().length} cores\n`);
 console.log(report());
+if (lifecycle.length > 0) {
+  console.log("### supervisor start/stop with 10⁴ children (median of 5 rounds)\n\n| what | total | per child |\n|---|---:|---:|");
+  for (const r of lifecycle) console.log(`| ${r.what} | ${r.ms.toFixed(1)} ms | ${format(r.perChildUs * 1000)} |`);
+  console.log("");
+}
 if (memory.length > 0) {
-  console.log("### memory (10⁶ objects, heapUsed after full GC)\n\n| what | bytes |\n|---|---:|");
-  for (const r of memory) console.log(`| ${r.what} | ${r.bytes.toFixed(0)} |`);
+  console.log("### memory (heapUsed after full GC)\n\n| what | bytes |\n|---|---:|");
+  for (const r of memory) console.log(`| ${r.what} (10⁶) | ${r.bytes.toFixed(0)} |`);
+  if (perChild !== undefined) console.log(`| a supervised idle child, all included (10⁴) | ${perChild.toFixed(0)} |`);
 }
