@@ -203,6 +203,17 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
     this.#next();
   }
 
+  /** Fail one call without harming the server (e.g. a request that cannot be cloned into a worker). */
+  protected refuse(pending: Pending, error: CallError): void {
+    this.#inFlight--;
+    this.#rejectOne(pending, error);
+    if (this.#closed) {
+      if (this.#inFlight === 0) this.device.disconnect();
+      return;
+    }
+    this.#next();
+  }
+
   /** The handler failed on `pending`: in Erlang's way, the server crashes with that error. */
   protected fail(pending: Pending, error: unknown): void {
     this.#inFlight--;
