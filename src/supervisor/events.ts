@@ -1,5 +1,6 @@
 import type { DeviceId } from "../device-id.js";
 import type { Fault } from "../fault.js";
+import type { ExecutionRecord } from "../records.js";
 
 /** A child's run began (first start, restart, or `startChild`/`restartChild`). */
 export interface ChildStartedEvent {
@@ -61,4 +62,6 @@ export interface SupervisorEvents {
   "child-restarted": [event: ChildRestartedEvent];
   "restart-intensity-exceeded": [event: RestartIntensityExceededEvent];
   shutdown: [event: ShutdownEvent];
+  /** One per child run that ended (also kept in `records()`). */
+  record: [record: ExecutionRecord];
 }

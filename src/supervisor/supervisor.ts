@@ -17,6 +17,7 @@ import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
 import { addRestart, type Backoff, backoffDelay, decideExit } from "./restart.js";
+import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../records.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
 
@@ -47,6 +48,8 @@ export interface SupervisorOptions {
   children?: ChildSpec<any>[];
   /** A name for events, dumps and the supervisor's device. */
   name?: string;
+  /** How many execution records of ended child runs `records()` keeps. Default 100. */
+  records?: number;
 }
 
 /** @internal Knobs for the subclasses (DynamicSupervisor). */
@@ -109,11 +112,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #life: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   #settleDone!: (error?: unknown) => void;
   readonly #ended: Promise<void>;
+  readonly #records: RingBuffer<ExecutionRecord>;
 
   constructor(options: SupervisorOptions, internals: SupervisorInternals = {}) {
     super();
     if (typeof options !== "object" || options === null) throw badOption("options must be an object");
-    const { strategy = "one-for-one", intensity = 3, period = 5000, autoShutdown = "never", backoff, children = [], name } = options;
+    const { strategy = "one-for-one", intensity = 3, period = 5000, autoShutdown = "never", backoff, children = [], name, records = 100 } = options;
+    if (!Number.isInteger(records) || records < 0) throw badOption(`records must be an integer ≥ 0, not ${String(records)}`);
+    this.#records = new RingBuffer(records);
     if (strategy !== "one-for-one" && strategy !== "one-for-all" && strategy !== "rest-for-one") throw badOption(`strategy must be one-for-one, one-for-all or rest-for-one, not ${String(strategy)}`);
     if (!Number.isInteger(intensity) || intensity < 0) throw badOption(`intensity must be an integer ≥ 0, not ${String(intensity)}`);
     if (typeof period !== "number" || !(period > 0)) throw badOption(`period must be a number of ms > 0, not ${String(period)}`);
@@ -349,6 +355,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return { specs: this.#children.length, active, supervisors, workers: this.#children.length - supervisors };
   }
 
+  /**
+   * The execution records of the last child runs that ended (oldest first):
+   * child id, start, duration, outcome and fault.
+   *
+   * @example
+   * ```ts
+   * const failures = sup.records().filter((r) => r.outcome !== "ok" && r.outcome !== "shutdown");
+   * ```
+   */
+  records(): ExecutionRecord[] {
+    return this.#records.toArray();
+  }
+
   /** @internal The live children, for dumps. */
   children(): readonly Child[] {
     return this.#children;
@@ -425,7 +444,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   readonly #onExit = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number): void => {
-    this.emit("child-exited", { id: child.id, device, fault, requested, at: Date.now(), uptime });
+    const at = Date.now();
+    this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
+    const record: ExecutionRecord = { id: recordId(), name: child.id, start: at - uptime, duration: uptime, outcome: requested && fault === undefined ? "shutdown" : outcomeOf(fault) };
+    if (fault !== undefined) record.fault = fault;
+    this.#records.push(record);
+    this.emit("record", record);
     if (requested) return; // whoever stopped it decides what comes next
     if (this.#status === "starting") {
       this.#deferred.push(() => this.#handleExit(child, fault, uptime));

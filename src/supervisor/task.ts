@@ -9,6 +9,7 @@ import { Crash, makeCrash } from "../crash.js";
 import { Device } from "../device.js";
 import { Fault } from "../fault.js";
 import { runManaged, type Work } from "../manage.js";
+import { type ExecutionRecord, outcomeOf, recordId } from "../records.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf } from "./child-spec.js";
 import { SupervisorError } from "./errors.js";
@@ -160,7 +161,15 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
     const ended = () => {
       this.#running.delete(id);
-      this.emit("child-exited", { id, device: device.id, fault: device.fault, requested: this.#stopping !== undefined, at: Date.now(), uptime: Date.now() - startedAt });
+      const at = Date.now();
+      const fault = device.fault;
+      const requested = this.#stopping !== undefined;
+      this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
+      if (this.listenerCount("record") > 0) {
+        const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome: outcomeOf(fault) };
+        if (fault !== undefined) record.fault = fault;
+        this.emit("record", record);
+      }
     };
     result.then(ended, ended);
     return task;

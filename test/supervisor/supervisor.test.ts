@@ -601,3 +601,25 @@ describe("events", () => {
     await sup.stop();
   });
 });
+
+describe("execution records", () => {
+  it("every child run that ends is a record (event and ring buffer of the last N)", async () => {
+    const a = worker("a");
+    const sup = await started({ records: 2, children: [a.spec] });
+    const seen: string[] = [];
+    sup.on("record", (r) => seen.push(r.outcome));
+    for (let i = 0; i < 3; i++) {
+      const restarted = next(sup, "child-restarted");
+      a.current.crash(new Error(`crash ${i}`));
+      await restarted;
+    }
+    await sup.stop();
+    expect(seen).toEqual(["error", "error", "error", "shutdown"]);
+    const kept = sup.records();
+    expect(kept).toHaveLength(2);
+    expect(kept[0]).toMatchObject({ name: "a", outcome: "error", fault: { kind: "error", error: new Error("crash 2") } });
+    expect(kept[1]).toMatchObject({ name: "a", outcome: "shutdown" });
+    expect(kept[1]!.id).toBeGreaterThan(kept[0]!.id);
+    expect(kept[0]!.duration).toBeGreaterThanOrEqual(0);
+  });
+});
