@@ -2,11 +2,12 @@
  * `npm run bench`: every benchmark in one run, peers side by side, then a
  * Markdown report on stdout (progress goes to stderr). The figures in
  * docs/benchmarks.md come from this command. `npm run bench -- core`,
- * `-- supervisor` or `-- memory` runs one part.
+ * `-- supervisor`, `-- calls` or `-- memory` runs one part.
  */
 import os from "node:os";
 import { crateBenchmarks, lifecycleBenchmarks as unitLifecycle, manageBenchmarks, notificationBenchmarks } from "./core.js";
 import { format, report } from "./harness.js";
+import { callBenchmarks, killBenchmarks } from "./calls.js";
 import { memoryBenchmarks } from "./memory.js";
 import { lifecycleBenchmarks, restartBenchmarks, supervisedMemory } from "./supervisor.js";
 
@@ -22,6 +23,8 @@ if (want("core")) {
 }
 if (want("supervisor")) await restartBenchmarks();
 const lifecycle = want("supervisor") ? await lifecycleBenchmarks() : [];
+if (want("calls")) await callBenchmarks();
+const kills = want("calls") ? await killBenchmarks() : [];
 const memory = want("memory") ? memoryBenchmarks() : [];
 const perChild = want("memory") ? await supervisedMemory() : undefined;
 
@@ -30,6 +33,11 @@ console.log(report());
 if (lifecycle.length > 0) {
   console.log("### supervisor start/stop with 10⁴ children (median of 5 rounds)\n\n| what | total | per child |\n|---|---:|---:|");
   for (const r of lifecycle) console.log(`| ${r.what} | ${r.ms.toFixed(1)} ms | ${format(r.perChildUs * 1000)} |`);
+  console.log("");
+}
+if (kills.length > 0) {
+  console.log("### killing a spinning worker until its replacement serves (median of 15 rounds)\n\n| what | time |\n|---|---:|");
+  for (const r of kills) console.log(`| ${r.what} | ${r.ms.toFixed(2)} ms |`);
   console.log("");
 }
 if (memory.length > 0) {

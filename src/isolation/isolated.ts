@@ -186,6 +186,9 @@ export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> 
  * const digest = await new Client(hasher).call(buffer);
  * ```
  */
-export function serveIsolated(settings: WorkerSettings & { name?: string }, device: Device = new Device({ name: settings.name ?? "isolated-server" })): Server<unknown, unknown> {
-  return new WorkerServer(device, settings, settings.name ?? device.name ?? `server-${device.id}`, undefined);
+export function serveIsolated<Req = unknown, Res = unknown>(
+  settings: WorkerSettings & { name?: string },
+  device: Device = new Device({ name: settings.name ?? "isolated-server" }),
+): Server<Req, Res> {
+  return new WorkerServer(device, settings, settings.name ?? device.name ?? `server-${device.id}`, undefined) as Server<unknown, unknown> as Server<Req, Res>;
 }

@@ -1,0 +1,86 @@
+/**
+ * Request/response and isolation benchmarks: an in-process call round trip;
+ * a call into a worker against piscina and tinypool doing the same trivial
+ * task; and the time to kill a spinning worker and have its replacement
+ * serving.
+ */
+import { fileURLToPath } from "node:url";
+import { Piscina } from "piscina";
+import Tinypool from "tinypool";
+import { Client, call, Device, Executor, isolatedServer, Registry, Supervisor, serve, serveIsolated } from "../src/index.js";
+import { time } from "./harness.js";
+
+const trivial = fileURLToPath(new URL("./fixtures/trivial.mjs", import.meta.url));
+
+export async function callBenchmarks(): Promise<void> {
+  const g = "a call round trip";
+  const server = serve(new Device({ name: "adder" }), (r: { a: number; b: number }) => r.a + r.b);
+  const client = new Client<{ a: number; b: number }, number>(server);
+  const request = { a: 1, b: 2 };
+  await time(g, "backplane: in-process call (serve + Client.call)", () => client.call(request));
+  await time(g, "backplane: in-process call with a timeout", () => client.call(request, { timeout: 5_000 }));
+  await server.stop();
+
+  const gw = "a call into a worker (the same trivial task, one worker)";
+  const ours = "backplane: Executor.execute";
+  const executor = new Executor<[number, number], number>({ module: trivial, export: "addArgs", size: 1 });
+  await time(gw, ours, () => executor.execute([1, 2]));
+  await executor.close();
+  const isolatedServer = serveIsolated<{ a: number; b: number }, number>({ module: trivial });
+  const isolatedClient = new Client<{ a: number; b: number }, number>(isolatedServer);
+  await time(gw, "backplane: call to an isolated server (serveIsolated)", () => isolatedClient.call(request));
+  await isolatedServer.stop();
+  const piscina = new Piscina({ filename: trivial, minThreads: 1, maxThreads: 1 });
+  await time(gw, "piscina 5: run", () => piscina.run(request), ours);
+  await piscina.destroy();
+  const tinypool = new Tinypool({ filename: trivial, minThreads: 1, maxThreads: 1 });
+  await time(gw, "tinypool 2: run", () => tinypool.run(request), ours);
+  await tinypool.destroy();
+}
+
+export interface KillRow {
+  what: string;
+  ms: number;
+}
+
+function median(samples: number[]): number {
+  return [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+}
+
+/** Time from killing a spinning worker to its replacement serving; the median of 15 rounds each. */
+export async function killBenchmarks(): Promise<KillRow[]> {
+  const rounds = 15;
+  const executorSamples: number[] = [];
+  const executor = new Executor<[boolean, number, number], number>({ module: trivial, export: "work", size: 1 });
+  await executor.execute([false, 1, 2]);
+  for (let i = 0; i < rounds; i++) {
+    // The spinning call times out at 10 ms and its worker is terminated; then the next call needs a new worker.
+    const killedAt = await executor.execute([true, 0, 0], { timeout: 10 }).then(
+      () => Number.NaN,
+      () => performance.now(),
+    );
+    await executor.execute([false, 1, 2]);
+    executorSamples.push(performance.now() - killedAt);
+  }
+  await executor.close();
+
+  const supervisedSamples: number[] = [];
+  const registry = new Registry();
+  const sup = new Supervisor({ intensity: 1000, children: [isolatedServer({ id: "s", module: trivial, export: "handle", register: "s", registry, shutdown: "brutal" })] });
+  await sup.start();
+  await call("s", "warm", { registry });
+  for (let i = 0; i < rounds; i++) {
+    void call("s", "spin", { registry }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 5));
+    const t = performance.now();
+    await sup.terminateChild("s"); // brutal: the spinning worker is terminated at once
+    await sup.restartChild("s");
+    await call("s", "ping", { registry });
+    supervisedSamples.push(performance.now() - t);
+  }
+  await sup.stop();
+  return [
+    { what: "Executor: a spinning call times out → its worker is terminated → a new worker answers the next call", ms: median(executorSamples) },
+    { what: "Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call", ms: median(supervisedSamples) },
+  ];
+}
