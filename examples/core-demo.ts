@@ -9,13 +9,16 @@ import { Device, type Fault } from "../src/index.js";
 
 const start = Date.now();
 const stamp = () => `${String(Date.now() - start).padStart(4)} ms`;
+/** Wait `ms`, or less if `signal` aborts; the listener is removed either way. */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(t);
+      signal?.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
   });
 
 function describe(fault: Fault | undefined, names: Map<number, string>): string {

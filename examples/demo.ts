@@ -6,7 +6,8 @@
  *   npm run demo               # the default seed
  *   npm run demo -- --seed 7   # another run of bad luck
  */
-import { type ChildContext, type ChildSpec, dumpTree, type Fault, Supervisor, type SupervisorEvents, TaskSupervisor } from "../src/index.js";
+import { fileURLToPath } from "node:url";
+import { type ChildContext, type ChildSpec, dumpTree, type Fault, isolated, Supervisor, type SupervisorEvents, TaskSupervisor } from "../src/index.js";
 
 const seedArg = process.argv.indexOf("--seed");
 let seed = seedArg > 0 ? Number(process.argv[seedArg + 1]) : 42;
@@ -29,13 +30,16 @@ const t0 = Date.now();
 const clock = () => dim(`${((Date.now() - t0) / 1000).toFixed(2).padStart(5)}s`);
 const say = (line: string) => console.log(`${clock()}  ${line}`);
 
+/** Wait `ms`, or less if `signal` aborts; the listener is removed either way, so loops do not pile them up. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }
 
@@ -93,6 +97,8 @@ async function main(): Promise<void> {
         return pipeline;
       }),
       TaskSupervisor.child("jobs", { shutdown: 500 }),
+      // Runs in a worker thread; after 1.5 s it runs away into for(;;){} and ignores its signal.
+      isolated({ id: "cruncher", module: fileURLToPath(new URL("./runaway.mjs", import.meta.url)), export: "crunch", args: [1500], shutdown: 300 }),
     ],
   });
   narrate(app, "app");
@@ -126,10 +132,20 @@ async function main(): Promise<void> {
     })().catch(() => {});
   }
 
-  for (const at of [2000, 4000]) {
-    await new Promise((r) => setTimeout(r, at === 2000 ? 2000 : 2000));
-    console.log(`\n${dumpTree(app)}\n`);
-  }
+  await new Promise((r) => setTimeout(r, 2000));
+  console.log(`\n${dumpTree(app)}\n`);
+
+  // A watchdog's view: the cruncher has been stuck in a loop since 1.5 s. Only an isolated child can be stopped from that.
+  say(yellow("⚠ app/cruncher is stuck in for(;;){} — asking it to stop (300 ms grace, then its thread is terminated)"));
+  const killStarted = Date.now();
+  await app.terminateChild("cruncher");
+  const fault = app.whichChildren().find((c) => c.id === "cruncher")?.lastFault;
+  say(`${red("✗")} app/cruncher ${fault?.kind === "killed" ? "killed" : "stopped"} after ${Date.now() - killStarted} ms; the rest of the tree never stopped running`);
+  await app.restartChild("cruncher");
+  say(`${green("↻")} app/cruncher started again in a fresh worker thread`);
+
+  await new Promise((r) => setTimeout(r, 2000));
+  console.log(`\n${dumpTree(app)}\n`);
   await new Promise((r) => setTimeout(r, 1000));
   say("stopping the tree (children stop in reverse order, each with its grace period)…");
   await app.stop();

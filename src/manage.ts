@@ -13,7 +13,7 @@ import { type Crash, makeCrash } from "./crash.js";
 import { Fault } from "./fault.js";
 import { LinkError } from "./link-error.js";
 import type { Message } from "./message.js";
-import { disconnect, isClosed, type Plugboard, type RunSink, take } from "./plugboard.js";
+import { disconnect, isClosed, type Plugboard, type Reaction, type RunSink, schedule, take } from "./plugboard.js";
 
 /** Options of {@link Device.manage} and {@link Device.partManage}. */
 export interface ManageOptions {
@@ -55,24 +55,6 @@ function rejectSoon<T>(error: unknown): Promise<T> {
   return promise;
 }
 
-// Reactions to a fatal message are run from this queue rather than from
-// inside the disconnect that sent the message, so a long chain of peers
-// cascades iteratively instead of one stack frame per device.
-const pending: ManageRun<unknown>[] = [];
-let draining = false;
-
-function schedule(run: ManageRun<unknown>): void {
-  pending.push(run);
-  if (draining) return;
-  draining = true;
-  try {
-    for (let i = 0; i < pending.length; i++) pending[i]!.react();
-  } finally {
-    pending.length = 0;
-    draining = false;
-  }
-}
-
 function onTimeout(run: ManageRun<unknown>): void {
   run.timer = undefined;
   run.end(Fault.timeout, makeCrash("timeout"));
@@ -88,7 +70,7 @@ export interface SignalSource {
   readonly signal: AbortSignal;
 }
 
-class ManageRun<T> implements RunSink, SignalSource {
+class ManageRun<T> implements RunSink, SignalSource, Reaction {
   readonly board: Plugboard;
   readonly part: boolean;
   /** ms a shutdown request gives the work to finish; undefined = end at once. */
@@ -128,7 +110,7 @@ class ManageRun<T> implements RunSink, SignalSource {
       return;
     }
     this.fatal = message;
-    schedule(this as ManageRun<unknown>);
+    schedule(this);
   }
 
   /** Acting on the fatal message `deliver` saw. */

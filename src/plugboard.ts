@@ -52,6 +52,36 @@ export class Plugboard {
   }
 }
 
+// ---------------------------------------------------------------- reactions
+// What a managed run does about a fatal message (disconnect, cascade) runs
+// from this queue, not from inside the disconnect that sent the message:
+// every listener of a device hears its ending before any of them reacts
+// (the failure is heard before the cascades it causes), and a long chain of
+// peers cascades iteratively instead of one stack frame per device.
+
+/** Something to do once the current disconnect has told all its listeners. */
+export interface Reaction {
+  react(): void;
+}
+
+const reactions: Reaction[] = [];
+let draining = false;
+
+export function schedule(reaction: Reaction): void {
+  reactions.push(reaction);
+  if (!draining) drain();
+}
+
+function drain(): void {
+  draining = true;
+  try {
+    for (let i = 0; i < reactions.length; i++) reactions[i]!.react();
+  } finally {
+    reactions.length = 0;
+    draining = false;
+  }
+}
+
 export function isClosed(b: Plugboard): boolean {
   return (b.flags & CLOSED) !== 0;
 }
@@ -236,9 +266,18 @@ export function disconnect(b: Plugboard, fault: Fault | undefined): boolean {
       watchers.watching = removePeer(watchers.watching, b);
       deliver(watchers, ending);
     } else {
-      for (const w of watchers) {
-        w.watching = removePeer(w.watching, b);
-        deliver(w, ending);
+      const outer = draining;
+      draining = true; // hold reactions until every listener has heard
+      try {
+        for (const w of watchers) {
+          w.watching = removePeer(w.watching, b);
+          deliver(w, ending);
+        }
+      } finally {
+        if (!outer) {
+          draining = false;
+          if (reactions.length > 0) drain();
+        }
       }
     }
   }

@@ -282,6 +282,19 @@ describe("partManage", () => {
 });
 
 describe("cascades", () => {
+  it("every listener hears a failure before any cascade it causes", async () => {
+    const watcher = new Device();
+    const db = new Device();
+    const cache = new Device();
+    cache.link(db, "peer");
+    watcher.link(db, "monitor");
+    watcher.link(cache, "monitor");
+    const run = cache.manage(never).catch(() => {});
+    db.disconnect(Fault.error("reset"));
+    await run;
+    expect([watcher.tryReceive()?.from, watcher.tryReceive()?.from]).toEqual([db.id, cache.id]);
+  });
+
   it("a long chain of peers cascades iteratively, without overflowing the stack", async () => {
     const chain = Array.from({ length: 20_000 }, () => new Device());
     for (let i = 1; i < chain.length; i++) chain[i]!.link(chain[i - 1]!, "peer");
