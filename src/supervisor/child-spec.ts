@@ -79,7 +79,7 @@ export interface ChildInfo {
   type: ChildType;
   /** Times it was restarted by the supervisor. */
   restarts: number;
-  /** The fault its last run ended with, if it ended with one. */
+  /** Its most recent fault (a crash, a kill, a failed start); a later clean exit does not clear it. */
   lastFault?: Fault;
 }
 

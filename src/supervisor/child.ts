@@ -21,6 +21,9 @@ const IGNORED: StartOutcome = { kind: "ignored" };
 const CANCELLED: StartOutcome = { kind: "cancelled" };
 const CANCEL = Symbol("cancel");
 
+/** Called just before a run begins, with its device id: the child is running from here on. */
+export type StartListener = (child: Child, device: number) => void;
+
 /** Called when a run has ended: `requested` is true when the supervisor asked it to stop. */
 export type ExitListener = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number) => void;
 
@@ -63,10 +66,16 @@ export class Child {
   backoffLevel = 0;
   /** Part of a restart decided but not yet carried out: its own exit meanwhile changes nothing. */
   pendingRestart = false;
+  /** The restart that owns this child now: an older one that meets it again leaves it alone. */
+  restartOwner: object | undefined = undefined;
+  /** Stopped by the API before `start()` reached it: `start()` passes it by. */
+  held = false;
   /** Settles when the current run has ended (after the exit listener ran). */
   exited: Promise<void> | undefined = undefined;
   #requested = false;
   #cancel: (() => void) | undefined = undefined;
+  /** Settles when a start in progress has finished (started, failed, ignored or cancelled). */
+  #starting: Promise<unknown> | undefined = undefined;
 
   constructor(spec: NormalizedSpec, args: readonly unknown[] = []) {
     this.spec = spec;
@@ -82,8 +91,14 @@ export class Child {
     return this.status === "running" || this.status === "starting";
   }
 
+  /** The status users see: a start in flight is `restarting` when it is a restart, `running` when it is a first start. */
+  get publicStatus(): ChildInfo["status"] {
+    if (this.status !== "starting") return this.status;
+    return this.restarts > 0 ? "restarting" : "running";
+  }
+
   info(): ChildInfo {
-    const info: ChildInfo = { id: this.spec.id, status: this.status === "starting" ? "restarting" : this.status, type: this.spec.type, restarts: this.restarts };
+    const info: ChildInfo = { id: this.spec.id, status: this.publicStatus, type: this.spec.type, restarts: this.restarts };
     if (this.status === "running" && this.device !== undefined) info.device = this.device.id;
     if (this.lastFault !== undefined) info.lastFault = this.lastFault;
     return info;
@@ -94,7 +109,13 @@ export class Child {
    * Resolves once `run` has begun (or the start failed, was ignored, or was
    * cancelled by `stop()`); `onExit` is told when the run ends.
    */
-  async start(onExit: ExitListener): Promise<StartOutcome> {
+  start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
+    const starting = this.#start(onExit, onStarted);
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
     const spec = this.spec;
     const device = new Device({ name: spec.id });
     const ctx = new Context(spec.id, device, this.args);
@@ -131,6 +152,8 @@ export class Child {
     this.state = state;
     this.startedAt = Date.now();
     this.status = "running";
+    // Told before the run begins: a run that ends at once (a plain value) is still reported as started first.
+    onStarted(this, device.id);
     const run = runManaged(
       device._board,
       ((source: SignalSource) => {
@@ -156,7 +179,8 @@ export class Child {
     if (this.status === "starting") {
       this.#requested = true;
       this.#cancel?.();
-      return Promise.resolve();
+      // Resolves once the start has wound down, so the caller sees the child's settled status.
+      return this.#starting!.then(() => (this.status === "running" ? this.stop(from) : undefined));
     }
     const device = this.device;
     if (this.status !== "running" || device === undefined) return Promise.resolve();

@@ -37,18 +37,22 @@ export interface ChildRestartedEvent {
 export interface RestartIntensityExceededEvent {
   /** The child whose restart was one too many. */
   id: string;
+  /** The supervisor's device. */
+  device: DeviceId;
   intensity: number;
   period: number;
   at: number;
 }
 
 /** Why a supervisor ended. */
-export type ShutdownReason = "stop" | "shutdown-request" | "auto-shutdown" | "intensity-exceeded" | "start-failed" | "cascade" | "killed";
+export type ShutdownReason = "stop" | "shutdown-request" | "auto-shutdown" | "intensity-exceeded" | "start-failed" | "cascade" | "killed" | "crashed";
 
 /** The supervisor has stopped all its children and ended. */
 export interface ShutdownEvent {
   /** The supervisor's name (or `supervisor-<device id>`). */
   id: string;
+  /** The supervisor's device. */
+  device: DeviceId;
   reason: ShutdownReason;
   /** Undefined for a normal end. */
   fault: Fault | undefined;

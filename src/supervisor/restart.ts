@@ -25,13 +25,14 @@ export function decideExit(restart: Restart, fault: Fault | undefined): ExitDeci
 
 /**
  * OTP's restart intensity: record a restart at `now` and keep only those
- * within the last `period` ms. More than `intensity` of them means the
+ * at most `period` ms old. More than `intensity` of them means the
  * supervisor must give up. Returns the new history (oldest first).
  */
 export function addRestart(history: readonly number[], now: number, intensity: number, period: number): { history: number[]; exceeded: boolean } {
   // The history is oldest first, so the restarts that left the window are a prefix.
+  // A restart exactly `period` old still counts, as in OTP's add_restart.
   let first = 0;
-  while (first < history.length && now - history[first]! >= period) first++;
+  while (first < history.length && now - history[first]! > period) first++;
   const kept = history.slice(first);
   kept.push(now);
   return { history: kept, exceeded: kept.length > intensity };

@@ -179,7 +179,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * ```
    */
   async start(): Promise<void> {
+    if (this.#status === "stopped") throw new SupervisorError("not-running", `supervisor "${this.name}" has stopped; make a new one`);
     if (this.#status !== "idle") throw new SupervisorError("already-started", `supervisor "${this.name}" was already started`);
+    if (!this.device.isConnected) {
+      this.#status = "stopped";
+      this.#settleDone();
+      throw new SupervisorError("not-running", `supervisor "${this.name}": its device disconnected before it started`);
+    }
     this.#status = "starting";
     const life = new Promise<void>((resolve, reject) => {
       this.#life = { resolve, reject };
@@ -198,7 +204,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       );
 
     for (const child of [...this.#children]) {
-      if (this.#status !== "starting") break;
+      // A shutdown already queued on the device ended it before its work ran: stop here.
+      if (this.#status !== "starting" || !this.device.isConnected) break;
+      if (this.#byId.get(child.id) !== child || child.held) continue; // deleted or terminated while start() ran
       const outcome = await this.#startOne(child, undefined);
       if (outcome.kind === "failed") {
         const error = new StartError(child.id, outcome.error);
@@ -206,7 +214,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         throw error;
       }
     }
-    if (this.#status !== "starting") {
+    if (this.#status !== "starting" || !this.device.isConnected) {
+      void this.#end("shutdown-request");
       await this.#ended;
       throw new SupervisorError("not-running", `supervisor "${this.name}" was stopped while it was starting`);
     }
@@ -228,7 +237,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#status === "idle") {
       this.#status = "stopped";
       this.device.disconnect();
-      this.emit("shutdown", { id: this.name, reason: "stop", fault: undefined, at: Date.now() });
+      this.emit("shutdown", { id: this.name, device: this.device.id, reason: "stop", fault: undefined, at: Date.now() });
       this.#settleDone();
       return;
     }
@@ -283,7 +292,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async terminateChild(id: string): Promise<void> {
     const child = this.#find(id);
     child.pendingRestart = false; // a restart waiting for it will skip it
+    child.restartOwner = undefined;
     if (child.status === "restarting") child.status = "stopped";
+    if (this.#status === "starting" && child.status === "stopped") child.held = true; // start() has not reached it yet
     await child.stop(this.device.id);
     if (child.spec.restart === "temporary" || this.#forgetStopped) this.#remove(child);
   }
@@ -302,7 +313,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#assertRunning();
     const child = this.#find(id);
     if (child.status === "running") throw new SupervisorError("running", `child "${id}" is running`, { childId: id });
-    if (child.status !== "stopped") throw new SupervisorError("restarting", `child "${id}" is restarting`, { childId: id });
+    if (child.status !== "stopped") throw new SupervisorError(child.publicStatus as "running" | "restarting", `child "${id}" is ${child.publicStatus}`, { childId: id });
+    child.held = false;
     const outcome = await this.#startOne(child, undefined);
     if (outcome.kind === "failed") throw new StartError(id, outcome.error);
     return child.info();
@@ -320,8 +332,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   deleteChild(id: string): void {
     const child = this.#find(id);
-    if (child.isActive) throw new SupervisorError("running", `child "${id}" is running`, { childId: id });
-    if (child.status === "restarting") throw new SupervisorError("restarting", `child "${id}" is restarting`, { childId: id });
+    if (child.status !== "stopped") throw new SupervisorError(child.publicStatus as "running" | "restarting", `child "${id}" is ${child.publicStatus}`, { childId: id });
     this.#remove(child);
   }
 
@@ -432,14 +443,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Start one incarnation and report it; `delay` is set for restarts. */
   async #startOne(child: Child, delay: number | undefined): Promise<StartOutcome> {
-    const outcome = await child.start(this.#onExit);
-    if (outcome.kind === "ignored" && child.spec.restart === "temporary") this.#remove(child); // OTP keeps no ignored temporary child
-    if (outcome.kind === "started") {
+    const outcome = await child.start(this.#onExit, (c, device) => {
       const at = Date.now();
-      const device = child.device!.id;
-      this.emit("child-started", { id: child.id, device, restarts: child.restarts, at });
-      if (delay !== undefined) this.emit("child-restarted", { id: child.id, device, restarts: child.restarts, at, delay });
-    }
+      this.emit("child-started", { id: c.id, device, restarts: c.restarts, at });
+      if (delay !== undefined) this.emit("child-restarted", { id: c.id, device, restarts: c.restarts, at, delay });
+    });
+    if (outcome.kind === "ignored" && child.spec.restart === "temporary") this.#remove(child); // OTP keeps no ignored temporary child
     return outcome;
   }
 
@@ -471,7 +480,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const backoff = this.#backoff;
     if (backoff !== undefined && uptime >= (backoff.reset ?? this.#period)) child.backoffLevel = 0;
     if (!this.#countRestart(child)) return;
-    void this.#restart(child, this.#groupOf(child));
+    // A bug in a restart must end the supervisor with a fault, never escape as an unhandled rejection.
+    this.#restart(child, this.#groupOf(child)).catch((error: unknown) => void this.#end("crashed", error));
   }
 
   /** Count a restart against the intensity; false (and the supervisor fails) when it is one too many. */
@@ -480,7 +490,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const { history, exceeded } = addRestart(this.#history, now, this.#intensity, this.#period);
     this.#history = history;
     if (!exceeded) return true;
-    this.emit("restart-intensity-exceeded", { id: child.id, intensity: this.#intensity, period: this.#period, at: now });
+    this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity: this.#intensity, period: this.#period, at: now });
     const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${this.#intensity} restarts within ${this.#period} ms (last: "${child.id}")`, { childId: child.id });
     void this.#end("intensity-exceeded", error);
     return false;
@@ -506,15 +516,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * A failed start counts as a restart and is retried from that child on.
    */
   async #restart(failed: Child, group: Child[]): Promise<void> {
-    for (const c of group) c.pendingRestart = true;
+    // This restart owns the group from now on; an older restart that meets one of them again leaves it alone.
+    const owner = {};
+    for (const c of group) {
+      c.pendingRestart = true;
+      c.restartOwner = owner;
+    }
     failed.status = "restarting";
     for (const c of [...group].reverse()) {
       if (c === failed) continue;
-      await c.stop(this.device.id);
+      await c.stop(this.device.id); // a start in flight is cancelled and wound down first
+      if (c.restartOwner !== owner) continue; // terminated or taken over meanwhile
       if (c.spec.restart === "temporary") {
         c.pendingRestart = false;
+        c.restartOwner = undefined;
         this.#remove(c); // temporary siblings are not brought back
-      } else if (c.pendingRestart && c.status === "stopped") c.status = "restarting";
+      } else if (c.status === "stopped") c.status = "restarting";
     }
     let members = group.filter((c) => this.#byId.get(c.id) === c);
     let from = failed;
@@ -524,16 +541,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       let failedAgain: Child | undefined;
       for (const c of members) {
         if (this.#status !== "running") return;
-        if (c.status !== "restarting") continue; // terminated or deleted meanwhile
+        if (c.restartOwner !== owner || c.status !== "restarting") continue; // terminated, deleted or taken over meanwhile
+        c.restartOwner = undefined;
         c.pendingRestart = false;
         c.restarts++;
         const outcome = await this.#startOne(c, delay);
         if (outcome.kind === "failed") {
           c.status = "restarting";
           c.pendingRestart = true;
+          c.restartOwner = owner;
           failedAgain = c;
           break;
         }
+        if (outcome.kind === "cancelled") return; // stopped or taken over while it started
       }
       if (failedAgain === undefined) return;
       // OTP's try-again: the failed start counts against the intensity, then it and the rest are retried.
@@ -574,17 +594,23 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** The supervisor's device was asked to shut down, or was brought down. */
   #onDeviceAbort(): void {
-    if (this.device.isConnected) void this.#end("shutdown-request");
-    else void this.#end(this.device.fault?.kind === "cascade" ? "cascade" : "killed");
+    void this.#end(this.#deviceEndReason());
+  }
+
+  /** A shutdown message, or a clean disconnect from outside, is a stop request; a fault brought it down. */
+  #deviceEndReason(): ShutdownReason {
+    const fault = this.device.fault;
+    if (this.device.isConnected || fault === undefined) return "shutdown-request";
+    return fault.kind === "cascade" ? "cascade" : "killed";
   }
 
   #onDeviceEnded(crash: Crash): void {
-    if (crash.kind === "shutdown") this.#settleDone();
-    else if (crash.kind === "error") this.#settleDone(crash.cause);
-    else {
-      // Brought down from outside (a faulted link, a kill): its children go with it, then `done` fails.
-      void this.#end(crash.kind === "cascade" ? "cascade" : "killed").then(() => this.#settleDone(crash));
+    if (crash.kind === "error") {
+      this.#settleDone(crash.cause); // our own failure (intensity, start): the children are already stopped
+      return;
     }
+    // Whatever ended the device, `done` settles only once the children have been stopped.
+    void this.#end(this.#deviceEndReason()).then(() => this.#settleDone(crash.kind === "shutdown" ? undefined : crash));
   }
 
   /**
@@ -599,7 +625,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await this.#stopAll();
       this.#status = "stopped";
       const fault = error !== undefined ? Fault.error(error) : this.device.isConnected ? undefined : this.device.fault;
-      this.emit("shutdown", { id: this.name, reason, fault, at: Date.now() });
+      this.emit("shutdown", { id: this.name, device: this.device.id, reason, fault, at: Date.now() });
       if (error !== undefined) this.#life?.reject(error);
       else this.#life?.resolve();
     })();

@@ -61,12 +61,14 @@ export class Task<T> implements PromiseLike<T> {
   readonly id: string;
   readonly device: Device;
   readonly #result: Promise<T>;
+  readonly #brutal: boolean;
 
   /** @internal */
-  constructor(id: string, device: Device, result: Promise<T>) {
+  constructor(id: string, device: Device, result: Promise<T>, brutal: boolean) {
     this.id = id;
     this.device = device;
     this.#result = result;
+    this.#brutal = brutal;
     result.catch(noop);
   }
 
@@ -81,7 +83,8 @@ export class Task<T> implements PromiseLike<T> {
    * rejects with a `Crash` of kind `shutdown` (or `killed`).
    */
   cancel(): Promise<void> {
-    this.device.line().shutdown(this.device.id);
+    if (this.#brutal) this.device.disconnect(Fault.killed);
+    else this.device.line().shutdown(this.device.id);
     return this.#result.then(noop, noop);
   }
 }
@@ -110,7 +113,9 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
   readonly #running = new Map<string, Task<unknown>>();
   #seq = 0;
   #stopping: Promise<void> | undefined;
-  #resolveDone!: () => void;
+  #settleDone!: (error?: unknown) => void;
+  /** How the device's own run ended, when something other than stop() ended it. */
+  #crash: Crash | undefined;
 
   constructor(options: TaskSupervisorOptions = {}) {
     super();
@@ -127,9 +132,22 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     this.#grace = graceOf(shutdown);
     this.#brutal = shutdown === "brutal";
     this.#maxChildren = maxChildren;
-    this.done = new Promise<void>((resolve) => {
-      this.#resolveDone = resolve;
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#settleDone = (error) => (error === undefined ? resolve() : reject(error));
     });
+    this.done.catch(noop); // observed or not, never an unhandled rejection
+    // Like any supervisor, it answers its device: a shutdown message stops it; a faulted peer brings it down.
+    this.device
+      .manage(
+        (signal) => {
+          signal.addEventListener("abort", () => void this.stop(), { once: true });
+          return this.done;
+        },
+        { grace: Number.POSITIVE_INFINITY },
+      )
+      .catch((crash: Crash) => {
+        if (crash.kind !== "shutdown") this.#crash = crash;
+      });
   }
 
   /** Tasks running now. */
@@ -156,7 +174,7 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     const startedAt = Date.now();
     const timeout = options?.timeout;
     const result = runManaged(device._board, fn, timeout === undefined ? { grace: this.#grace } : { grace: this.#grace, timeout }, false);
-    const task = new Task<T>(id, device, result);
+    const task = new Task<T>(id, device, result, this.#brutal);
     this.#running.set(id, task as Task<unknown>);
     this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
     const ended = () => {
@@ -258,10 +276,12 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     if (this.#stopping !== undefined) return this.#stopping;
     this.#stopping = (async () => {
       const tasks = [...this.#running.values()];
-      await Promise.all(tasks.map((t) => (this.#brutal ? (t.device.disconnect(Fault.killed), t.then(noop, noop)) : t.cancel())));
+      await Promise.all(tasks.map((t) => t.cancel()));
+      const fault = this.device.fault;
+      const reason = this.device.isConnected ? "stop" : fault === undefined ? "shutdown-request" : fault.kind === "cascade" ? "cascade" : "killed";
       this.device.disconnect();
-      this.emit("shutdown", { id: this.name, reason: "stop", fault: undefined, at: Date.now() });
-      this.#resolveDone();
+      this.emit("shutdown", { id: this.name, device: this.device.id, reason, fault, at: Date.now() });
+      this.#settleDone(fault === undefined ? undefined : (this.#crash ?? makeCrash("killed", undefined, fault)));
     })();
     return this.#stopping;
   }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Crash, DynamicSupervisor, Fault, Supervisor, SupervisorError, TaskSupervisor } from "../../src/index.js";
+import { Crash, Device, DynamicSupervisor, Fault, Supervisor, SupervisorError, TaskSupervisor } from "../../src/index.js";
 import { flush, next, statuses, worker } from "./helpers.js";
 
 afterEach(() => {
@@ -202,5 +202,33 @@ describe("TaskSupervisor", () => {
     expect(sup.whichChildren()[0]).toMatchObject({ id: "tasks", type: "supervisor", status: "running" });
     await sup.stop();
     expect(statuses(sup)).toEqual({ tasks: "stopped" });
+  });
+});
+
+describe("TaskSupervisor: its own device", () => {
+  it("a shutdown message stops it like stop()", async () => {
+    const tasks = new TaskSupervisor();
+    const task = tasks.async((signal) => new Promise((r) => signal.addEventListener("abort", r)));
+    tasks.device.line().shutdown(0);
+    await expect(tasks.done).resolves.toBeUndefined();
+    await expect(task).rejects.toMatchObject({ kind: "shutdown" });
+  });
+
+  it("a faulted peer brings it down: its tasks are stopped and done rejects", async () => {
+    const tasks = new TaskSupervisor();
+    const task = tasks.async((signal) => new Promise((r) => signal.addEventListener("abort", r)));
+    const peer = new Device();
+    tasks.device.link(peer, "peer");
+    peer.disconnect(Fault.error("upstream"));
+    await expect(tasks.done).rejects.toMatchObject({ kind: "cascade", from: peer.id });
+    await expect(task).rejects.toBeInstanceOf(Crash);
+  });
+
+  it("cancel() under shutdown brutal kills at once", async () => {
+    const tasks = new TaskSupervisor({ shutdown: "brutal" });
+    const task = tasks.async(() => new Promise(() => {}));
+    await task.cancel();
+    await expect(task).rejects.toMatchObject({ kind: "killed" });
+    await tasks.stop();
   });
 });

@@ -40,7 +40,7 @@ class Model {
       c.status = "stopped";
       return;
     }
-    this.history = this.history.filter((t) => now - t < this.period);
+    this.history = this.history.filter((t) => now - t <= this.period);
     this.history.push(now);
     if (this.history.length > this.intensity) {
       this.failed = true;

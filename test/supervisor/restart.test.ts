@@ -23,8 +23,11 @@ describe("restart decisions (pure)", () => {
     expect(step(500)).toBe(false);
     expect(step(999)).toBe(true); // three within 1000 ms
     h = [];
-    expect([step(0), step(600), step(1000), step(1599)]).toEqual([false, false, false, true]);
-    expect(h).toEqual([600, 1000, 1599]); // 0 left the window at 1000
+    // A restart exactly `period` old still counts (OTP's add_restart keeps R >= Now - Period).
+    expect([step(0), step(600), step(1000)]).toEqual([false, false, true]);
+    h = [];
+    expect([step(0), step(600), step(1001), step(1600)]).toEqual([false, false, false, true]);
+    expect(h).toEqual([600, 1001, 1600]); // 0 left the window after 1000; 600 is exactly 1000 old at 1600
   });
 
   it("backoff: min doubling to max, jitter only upwards", () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Crash, Device, Fault, IGNORE, StartError, Supervisor, SupervisorError } from "../../src/index.js";
+import { type ChildSpec, Crash, Device, Fault, IGNORE, StartError, Supervisor, SupervisorError } from "../../src/index.js";
 import { flush, next, statuses, worker } from "./helpers.js";
 
 afterEach(() => {
@@ -268,9 +268,9 @@ describe("restart intensity", () => {
     const a = worker("a");
     const sup = await started({ intensity: 1, period: 1000, children: [a.spec] });
     a.current.crash();
-    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(1001);
     a.current.crash();
-    await vi.advanceTimersByTimeAsync(1000);
+    await vi.advanceTimersByTimeAsync(1001);
     a.current.crash();
     await vi.advanceTimersByTimeAsync(0);
     expect(sup.status).toBe("running");
@@ -621,5 +621,109 @@ describe("execution records", () => {
     expect(kept[1]).toMatchObject({ name: "a", outcome: "shutdown" });
     expect(kept[1]!.id).toBeGreaterThan(kept[0]!.id);
     expect(kept[0]!.duration).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe("regressions found in review", () => {
+  it("a run that returns a plain value (not a promise) is a clean exit, reported started then exited", async () => {
+    const events: string[] = [];
+    const sup = new Supervisor({ children: [{ id: "sync", restart: "transient", run: () => 42 }] });
+    sup.on("child-started", () => events.push("started"));
+    sup.on("child-exited", (e) => events.push(`exited ${e.fault === undefined ? "clean" : e.fault.kind}`));
+    await sup.start();
+    await flush();
+    expect(events).toEqual(["started", "exited clean"]);
+    expect(statuses(sup)).toEqual({ sync: "stopped" });
+    await sup.stop();
+  });
+
+  it("a permanent run that returns a plain value is restarted (until the intensity gives out) without an unhandled rejection", async () => {
+    const sup = new Supervisor({ intensity: 2, children: [{ id: "sync", run: () => undefined }] });
+    await sup.start().catch(() => {});
+    await expect(sup.done).rejects.toMatchObject({ code: "intensity-exceeded" });
+  });
+
+  it("rest-for-one: a crash while a later sibling's restart is still in init restarts the whole rest", async () => {
+    let slowInit: (() => void) | undefined;
+    const a = worker("a");
+    const c = worker("c");
+    const b: ChildSpec = {
+      id: "b",
+      init: () => (slowInit === undefined ? undefined : new Promise<void>((r) => (slowInit = r))),
+      run: (ctx) => new Promise((resolve, reject) => {
+        bRuns.push(reject);
+        ctx.signal.addEventListener("abort", () => resolve(undefined));
+      }),
+    };
+    const bRuns: ((e: Error) => void)[] = [];
+    const sup = await started({ strategy: "rest-for-one", intensity: 10, children: [a.spec, b, c.spec] });
+    slowInit = () => {};
+    bRuns.at(-1)!(new Error("b crashed")); // b's restart now hangs in init
+    await flush();
+    a.current.crash(); // a's restart takes over b and c
+    await flush(100);
+    slowInit();
+    await flush(100);
+    expect(statuses(sup)).toEqual({ a: "running", b: "running", c: "running" });
+    await sup.stop();
+  });
+
+  it("rest-for-one with backoff: a later restart waiting out its delay yields to the earlier sibling's restart, in start order", async () => {
+    vi.useFakeTimers();
+    const [a, b, c] = [worker("a"), worker("b"), worker("c")];
+    const sup = await started({ strategy: "rest-for-one", intensity: 10, backoff: { min: 100, max: 100 }, children: [a.spec, b.spec, c.spec] });
+    const starts: string[] = [];
+    sup.on("child-started", (e) => starts.push(e.id));
+    b.current.crash();
+    await vi.advanceTimersByTimeAsync(10);
+    a.current.crash();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(starts).toEqual(["a", "b", "c"]);
+    expect(statuses(sup)).toEqual({ a: "running", b: "running", c: "running" });
+    await sup.stop();
+  });
+
+  it("deleteChild or terminateChild during start() on a child not started yet: it is not started behind the supervisor's back", async () => {
+    let release!: () => void;
+    const first: ChildSpec = { id: "first", init: () => new Promise<void>((r) => (release = r)), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) };
+    const deleted = worker("deleted");
+    const held = worker("held");
+    const sup = new Supervisor({ children: [first, deleted.spec, held.spec] });
+    const starting = sup.start();
+    await flush();
+    sup.deleteChild("deleted");
+    await sup.terminateChild("held");
+    release();
+    await starting;
+    expect(deleted.runs).toHaveLength(0);
+    expect(held.runs).toHaveLength(0);
+    expect(statuses(sup)).toEqual({ first: "running", held: "stopped" });
+    await sup.stop();
+  });
+
+  it("a clean disconnect of the supervisor's device from outside stops the children before done resolves", async () => {
+    const a = worker("a");
+    const sup = await started({ children: [a.spec] });
+    const shutdown = next(sup, "shutdown");
+    sup.device.disconnect();
+    await sup.done;
+    expect(a.current.ctx.device.isConnected).toBe(false);
+    expect(await shutdown).toMatchObject({ reason: "shutdown-request", fault: undefined, device: sup.device.id });
+  });
+
+  it("a shutdown queued on the supervisor's device before start(): start() refuses instead of leaving a zombie", async () => {
+    const a = worker("a");
+    const sup = new Supervisor({ children: [a.spec] });
+    sup.device.line().shutdown(0);
+    await expect(sup.start()).rejects.toMatchObject({ code: "not-running" });
+    expect(a.runs).toHaveLength(0);
+    await expect(sup.done).resolves.toBeUndefined();
+    expect(sup.status).toBe("stopped");
+  });
+
+  it("start() after stop() is not-running", async () => {
+    const sup = new Supervisor({ children: [] });
+    await sup.stop();
+    await expect(sup.start()).rejects.toMatchObject({ code: "not-running" });
   });
 });
