@@ -65,6 +65,11 @@ function onGraceOver(run: ManageRun<unknown>): void {
   run.end(Fault.killed, makeCrash("killed", undefined, Fault.killed));
 }
 
+/** @internal Told, once, that a run has settled (instead of a result promise: supervised children need none). */
+export interface RunObserver {
+  ended(): void;
+}
+
 /** @internal Where lazily-created signals come from: `signal` is made on first read. */
 export interface SignalSource {
   readonly signal: AbortSignal;
@@ -84,6 +89,9 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
   /** The crash it ended with, when it ended before its work settled. */
   crash: Crash | undefined = undefined;
   settled = false;
+  /** The work returned a thenable and is running asynchronously: a shutdown can give it its grace. */
+  waiting = false;
+  observer: RunObserver | undefined = undefined;
   /** A shutdown was requested and the work has `grace` ms to finish: the crash it will end with. */
   stopping: Crash | undefined = undefined;
   fatal: Message | undefined = undefined;
@@ -130,7 +138,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (this.settled || this.stopping !== undefined) return;
     const crash = makeCrash("shutdown", from);
     const grace = this.grace;
-    if (grace === undefined || this.resolve === undefined) {
+    if (grace === undefined || !this.waiting) {
       this.end(undefined, crash); // no grace, or nothing asynchronous left to wait for
       return;
     }
@@ -156,6 +164,17 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     const controller = this.controller;
     if (controller !== undefined && !controller.signal.aborted) controller.abort(crash);
     this.reject?.(crash);
+    this.notify();
+  }
+
+  /**
+   * Tell the observer on a microtask, never from inside the disconnect that
+   * ended the run: what it does next (a supervisor restarting the child, with
+   * the user's init and run) must not run inside someone else's call.
+   */
+  notify(): void {
+    const observer = this.observer;
+    if (observer !== undefined) queueMicrotask(() => observer.ended());
   }
 
   cleanup(): void {
@@ -185,7 +204,8 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     this.settled = true;
     this.cleanup();
     if (!this.part) disconnect(this.board, undefined);
-    this.resolve!(value);
+    this.resolve?.(value);
+    this.notify();
   }
 
   fail(error: unknown): void {
@@ -198,7 +218,8 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     this.settled = true;
     this.cleanup();
     disconnect(this.board, Fault.error(error));
-    this.reject!(makeCrash("error", undefined, undefined, error));
+    this.reject?.(makeCrash("error", undefined, undefined, error));
+    this.notify();
   }
 
   /** The work's AbortSignal, created on first use; already aborted if the run has ended or is stopping. */
@@ -253,19 +274,40 @@ function queuedFatal(b: Plugboard): Message | undefined {
  * With `lazy`, the work is given a {@link SignalSource} instead of a signal,
  * so a signal is only made if it reads one (supervised children's `ctx.signal`).
  */
-export function runManaged<T>(
+export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean, lazy = false, adopt?: AbortController): Promise<T> {
+  return launch(b, work, options, part, lazy, adopt, undefined)!;
+}
+
+/**
+ * @internal `manage` for supervised children: no result promise is made (it
+ * would cost memory per child and a handler to keep it from going
+ * unhandled); `observer.ended()` is called on a microtask once the run has
+ * settled. The outcome is the device's fault.
+ */
+export function observeManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions, adopt: AbortController | undefined, observer: RunObserver): void {
+  launch(b, work, options, false, true, adopt, observer);
+}
+
+function launch<T>(
   b: Plugboard,
   work: Work<T>,
   options: ManageOptions | undefined,
   part: boolean,
-  lazy = false,
-  adopt?: AbortController,
-): Promise<T> {
-  if (typeof work !== "function") return rejectSoon(new LinkError("invalid-argument", "manage() takes a function"));
+  lazy: boolean,
+  adopt: AbortController | undefined,
+  observer: RunObserver | undefined,
+): Promise<T> | undefined {
+  // Ending before the work is waited on: a rejection one microtask from now, or the observer told then.
+  const early = (error: unknown): Promise<T> | undefined => {
+    if (observer === undefined) return rejectSoon(error);
+    queueMicrotask(() => observer.ended());
+    return undefined;
+  };
+  if (typeof work !== "function") return early(new LinkError("invalid-argument", "manage() takes a function"));
   const invalid = checkOptions(options);
-  if (invalid !== undefined) return rejectSoon(invalid);
-  if (isClosed(b)) return rejectSoon(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`));
-  if (b.sink !== null) return rejectSoon(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
+  if (invalid !== undefined) return early(invalid);
+  if (isClosed(b)) return early(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`));
+  if (b.sink !== null) return early(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
 
   const run = new ManageRun<T>(b, part, options?.grace);
   if (b.inbox !== null) {
@@ -273,14 +315,14 @@ export function runManaged<T>(
     if (fatal !== undefined) {
       run.fatal = fatal;
       run.react();
-      return rejectSoon(run.crash);
+      return early(run.crash);
     }
   }
   const external = options?.signal;
   if (external !== undefined) {
     if (external.aborted) {
       run.end(undefined, makeCrash("shutdown", b.id));
-      return rejectSoon(run.crash);
+      return early(run.crash);
     }
     run.external = external;
     external.addEventListener("abort", run);
@@ -293,29 +335,35 @@ export function runManaged<T>(
     if (lazy) result = (work as unknown as (source: SignalSource) => T | PromiseLike<T>)(run);
     else result = work.length > 0 ? work(run.signal) : (work as () => T | PromiseLike<T>)();
   } catch (error) {
-    if (run.settled) return rejectSoon(run.crash);
+    if (run.settled) return early(run.crash);
     run.settled = true;
     run.cleanup();
     disconnect(b, Fault.error(error));
-    return rejectSoon(makeCrash("error", undefined, undefined, error));
+    return early(makeCrash("error", undefined, undefined, error));
   }
   if (run.settled) {
     // A fatal message arrived while the work ran synchronously; a thenable it returned is abandoned.
     if (isThenable(result)) result.then(undefined, ignore);
-    return rejectSoon(run.crash);
+    return early(run.crash);
   }
   if (!isThenable(result)) {
     run.settled = true;
     run.cleanup();
     if (!part) disconnect(b, undefined);
-    return Promise.resolve(result);
+    if (observer === undefined) return Promise.resolve(result);
+    queueMicrotask(() => observer.ended());
+    return undefined;
   }
 
+  run.waiting = true;
   const timeout = options?.timeout;
   if (timeout !== undefined) run.timer = setTimeout(onTimeout, timeout, run as ManageRun<unknown>);
-  const promise = new Promise<T>(capture);
-  run.resolve = captureResolve as (value: T) => void;
-  run.reject = captureReject;
+  let promise: Promise<T> | undefined;
+  if (observer === undefined) {
+    promise = new Promise<T>(capture);
+    run.resolve = captureResolve as (value: T) => void;
+    run.reject = captureReject;
+  } else run.observer = observer;
   result.then(
     (value) => run.succeed(value),
     (error: unknown) => run.fail(error),

@@ -6,7 +6,7 @@
  */
 import { Device } from "../device.js";
 import { Fault } from "../fault.js";
-import { runManaged, type SignalSource } from "../manage.js";
+import { observeManaged, type RunObserver, type SignalSource } from "../manage.js";
 import { type ChildContext, type ChildInfo, graceOf, IGNORE, type NormalizedSpec } from "./child-spec.js";
 
 /** How a start ended. */
@@ -51,7 +51,7 @@ class Context implements ChildContext {
 
 export type ChildStatus = "starting" | "running" | "restarting" | "stopped";
 
-export class Child {
+export class Child implements RunObserver {
   readonly spec: NormalizedSpec;
   /** Extra arguments given to its context (DynamicSupervisor). */
   readonly args: readonly unknown[];
@@ -70,8 +70,9 @@ export class Child {
   restartOwner: object | undefined = undefined;
   /** Stopped by the API before `start()` reached it: `start()` passes it by. */
   held = false;
-  /** Settles when the current run has ended (after the exit listener ran). */
-  exited: Promise<void> | undefined = undefined;
+  /** Who to wake when the current run has ended (made only when someone waits). */
+  #exitWaiters: (() => void)[] | undefined = undefined;
+  #onExit: ExitListener | undefined = undefined;
   #requested = false;
   #cancel: (() => void) | undefined = undefined;
   /** Settles when a start in progress has finished (started, failed, ignored or cancelled). */
@@ -116,6 +117,14 @@ export class Child {
   }
 
   async #start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
+    try {
+      return await this.#startIncarnation(onExit, onStarted);
+    } finally {
+      this.#starting = undefined;
+    }
+  }
+
+  async #startIncarnation(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
     const spec = this.spec;
     const device = new Device({ name: spec.id });
     const ctx = new Context(spec.id, device, this.args);
@@ -154,19 +163,17 @@ export class Child {
     this.status = "running";
     // Told before the run begins: a run that ends at once (a plain value) is still reported as started first.
     onStarted(this, device.id);
-    const run = runManaged(
+    this.#onExit = onExit;
+    observeManaged(
       device._board,
       ((source: SignalSource) => {
         ctx.source = source;
         return spec.run(ctx, state);
       }) as unknown as () => unknown,
       { grace: graceOf(spec.shutdown) },
-      false,
-      true,
       ctx.controller,
+      this,
     );
-    const ended = () => this.#ended(device, onExit);
-    this.exited = run.then(ended, ended);
     return STARTED;
   }
 
@@ -184,12 +191,14 @@ export class Child {
     }
     const device = this.device;
     if (this.status !== "running" || device === undefined) return Promise.resolve();
+    // Wait first: a brutal kill ends the run before disconnect() returns.
+    const exited = new Promise<void>((resolve) => (this.#exitWaiters ??= []).push(resolve));
     if (!this.#requested) {
       this.#requested = true;
       if (this.spec.shutdown === "brutal") device.disconnect(Fault.killed);
       else device.line().shutdown(from);
     }
-    return this.exited!;
+    return exited;
   }
 
   #notStarted(fault: Fault | undefined): void {
@@ -200,13 +209,20 @@ export class Child {
     if (fault !== undefined) this.lastFault = fault;
   }
 
-  #ended(device: Device, onExit: ExitListener): void {
-    if (this.device !== device) return; // a stale incarnation
+  /** The managed run has settled (RunObserver): report the exit, then wake whoever waits for it. */
+  ended(): void {
+    const device = this.device;
+    const onExit = this.#onExit;
+    if (device === undefined || onExit === undefined || this.status !== "running") return;
     const fault = device.fault;
     this.device = undefined;
     this.state = undefined;
+    this.#onExit = undefined;
     this.status = "stopped";
     if (fault !== undefined) this.lastFault = fault;
     onExit(this, device.id, fault, this.#requested, Date.now() - this.startedAt);
+    const waiters = this.#exitWaiters;
+    this.#exitWaiters = undefined;
+    if (waiters !== undefined) for (const wake of waiters) wake();
   }
 }
