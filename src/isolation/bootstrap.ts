@@ -14,11 +14,22 @@
  *                  { t: "uncaught", error }   (process mode, before exiting)
  */
 export const BOOTSTRAP = String.raw`
-"use strict";
-const threads = require("node:worker_threads");
-const thread = !threads.isMainThread;
+// Written to run both as a script and as a module (a worker inherits the
+// parent's flags, --input-type=module among them): no require, no top-level await.
+// A child process has an IPC channel (process.send); a worker thread does not.
+const thread = typeof process.send !== "function";
+// IPC messages with no listener yet are lost (a MessagePort buffers them): listen now, handle once ready.
+const early = [];
+let handle;
+if (!thread) process.on("message", (m) => (handle ? handle(m) : early.push(m)));
+(async () => {
+const threads = thread ? await import("node:worker_threads") : undefined;
 const send = thread ? (m) => threads.parentPort.postMessage(m) : (m, cb) => process.send(m, cb);
-const listen = (f) => (thread ? threads.parentPort.on("message", f) : process.on("message", f));
+const listen = (f) => {
+  if (thread) return threads.parentPort.on("message", f);
+  handle = f;
+  for (const m of early.splice(0)) f(m);
+};
 const ser = (e) =>
   e !== null && typeof e === "object"
     ? { name: String(e.name ?? "Error"), message: String(e.message ?? ""), stack: typeof e.stack === "string" ? e.stack : undefined, code: e.code }
@@ -77,4 +88,5 @@ listen(async (m) => {
   }
 });
 const fn = (...args) => globalThis.__backplaneFn(...args);
+})();
 `;

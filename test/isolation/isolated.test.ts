@@ -105,6 +105,16 @@ describe.each(["thread", "process"] as const)("isolated children (%s)", (via) =>
   });
 });
 
+describe("isolated children: the worker's own flags", () => {
+  it("the bootstrap runs when the worker evaluates it as a module (a parent started with --input-type=module)", async () => {
+    const sup = new Supervisor({ children: [isolated({ id: "esm", module: child, export: "quick", args: [1, 2], restart: "transient", execArgv: ["--input-type=module"] })] });
+    const exited = nextEvent(sup, "child-exited");
+    await sup.start();
+    expect((await exited).fault).toBeUndefined();
+    await sup.stop();
+  });
+});
+
 describe("isolated children: memory limits", () => {
   it("out of memory under resourceLimits becomes a fault, and the parent lives on", async () => {
     const sup = new Supervisor({ children: [isolated({ id: "hog", module: child, export: "oom", restart: "temporary", resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } })] });
