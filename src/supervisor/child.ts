@@ -17,6 +17,7 @@ export type StartOutcome =
   | { readonly kind: "cancelled" };
 
 const STARTED: StartOutcome = { kind: "started" };
+const STARTED_NOW: Promise<StartOutcome> = Promise.resolve(STARTED);
 const IGNORED: StartOutcome = { kind: "ignored" };
 const CANCELLED: StartOutcome = { kind: "cancelled" };
 const CANCEL = Symbol("cancel");
@@ -111,6 +112,13 @@ export class Child implements RunObserver {
    * cancelled by `stop()`); `onExit` is told when the run ends.
    */
   start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
+    if (this.spec.init === undefined) {
+      // Nothing to wait for: the run begins now (the restart path stays free of async frames).
+      const device = new Device({ name: this.spec.id });
+      this.#requested = false;
+      this.#run(device, new Context(this.spec.id, device, this.args), undefined, onExit, onStarted);
+      return STARTED_NOW;
+    }
     const starting = this.#start(onExit, onStarted);
     this.#starting = starting;
     return starting;
@@ -158,6 +166,14 @@ export class Child implements RunObserver {
       }
     }
 
+    this.#run(device, ctx, state, onExit, onStarted);
+    return STARTED;
+  }
+
+  /** Begin the run: `spec.run` under the device's managed run, observed by this child. */
+  #run(device: Device, ctx: Context, state: unknown, onExit: ExitListener, onStarted: StartListener): void {
+    const spec = this.spec;
+    this.device = device;
     this.state = state;
     this.startedAt = Date.now();
     this.status = "running";
@@ -174,7 +190,6 @@ export class Child implements RunObserver {
       ctx.controller,
       this,
     );
-    return STARTED;
   }
 
   /**

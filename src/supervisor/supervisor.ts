@@ -523,7 +523,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       c.restartOwner = owner;
     }
     failed.status = "restarting";
-    for (const c of [...group].reverse()) {
+    for (let i = group.length - 1; i >= 0; i--) {
+      const c = group[i]!;
       if (c === failed) continue;
       await c.stop(this.device.id); // a start in flight is cancelled and wound down first
       if (c.restartOwner !== owner) continue; // terminated or taken over meanwhile
@@ -533,7 +534,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#remove(c); // temporary siblings are not brought back
       } else if (c.status === "stopped") c.status = "restarting";
     }
-    let members = group.filter((c) => this.#byId.get(c.id) === c);
+    let members = group.length === 1 ? group : group.filter((c) => this.#byId.get(c.id) === c);
     let from = failed;
     for (;;) {
       const delay = this.#backoffDelay(from);
