@@ -18,7 +18,7 @@ export interface ExecutionRecord {
   id: number;
   /** The child id, the executor's name, or the server's name. */
   name: string;
-  /** The module version (executors, isolated children), when known. */
+  /** The module version an executor ran the call on, when it was given one. */
   version?: string;
   /** `Date.now()` at the start. */
   start: number;

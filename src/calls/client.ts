@@ -48,9 +48,11 @@ export class Client<Req = unknown, Res = unknown> {
       reply = Promise.reject(error);
     }
     if (callback === undefined) return reply;
+    // The callback runs outside the promise chain: if it throws, that is an uncaught exception
+    // (as with any Node callback API), never an unhandled rejection.
     reply.then(
-      (value) => callback(null, value),
-      (error: CallError) => callback(error),
+      (value) => process.nextTick(callback, null, value),
+      (error: CallError) => process.nextTick(callback, error),
     );
   }
 

@@ -51,6 +51,8 @@ function deviceOf(target: Registered): Device {
  */
 export class Registry {
   readonly #byName = new Map<string, Registered>();
+  /** The names each registered device holds, so a disconnect frees them without a scan. */
+  readonly #byDevice = new Map<number, Set<string>>();
   /** Monitors every registered device, so its names are freed as soon as it ends. */
   #watcher: Device | undefined;
 
@@ -66,7 +68,13 @@ export class Registry {
     if (!device.isConnected) throw new RegistryError("device-down", `cannot register "${name}": device ${device.id} has disconnected`);
     if (this.lookup(name) !== undefined) throw new RegistryError("already-registered", `"${name}" is already registered to a live device`);
     this.#byName.set(name, target);
-    this.#watch(device);
+    let names = this.#byDevice.get(device.id);
+    if (names === undefined) {
+      names = new Set();
+      this.#byDevice.set(device.id, names);
+      this.#watch(device);
+    }
+    names.add(name);
   }
 
   /** The live server or device under `name`, if any. */
@@ -74,13 +82,23 @@ export class Registry {
     const target = this.#byName.get(name);
     if (target === undefined) return undefined;
     if (deviceOf(target).isConnected) return target;
-    this.#byName.delete(name); // ended before the watcher's notice was read
+    this.#forget(deviceOf(target).id); // ended before the watcher's notice was read
     return undefined;
   }
 
   /** Free `name`; false if it was not registered. */
   unregister(name: string): boolean {
-    return this.#byName.delete(name);
+    const target = this.#byName.get(name);
+    if (target === undefined) return false;
+    this.#byName.delete(name);
+    const device = deviceOf(target);
+    const names = this.#byDevice.get(device.id);
+    names?.delete(name);
+    if (names !== undefined && names.size === 0) {
+      this.#byDevice.delete(device.id);
+      if (device.isConnected) this.#watcher?.unlink(device, "monitor"); // nothing left to free when it ends
+    }
+    return true;
   }
 
   /** The names of live registrations. */
@@ -97,11 +115,15 @@ export class Registry {
     this.#watcher.link(device, "monitor");
   }
 
+  #forget(deviceId: number): void {
+    const names = this.#byDevice.get(deviceId);
+    if (names === undefined) return;
+    this.#byDevice.delete(deviceId);
+    for (const name of names) this.#byName.delete(name);
+  }
+
   async #drain(watcher: Device): Promise<void> {
-    for await (const message of watcher) {
-      if (message.kind !== "disconnected") continue;
-      for (const [name, target] of this.#byName) if (deviceOf(target).id === message.from) this.#byName.delete(name);
-    }
+    for await (const message of watcher) if (message.kind === "disconnected") this.#forget(message.from);
   }
 }
 

@@ -37,6 +37,8 @@ export interface ServeOptions {
 /** @internal One call or cast waiting for its reply. */
 export class Pending {
   settled = false;
+  /** The caller gave up waiting (its timeout): the record says so. */
+  timedOut = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   readonly start: number;
   constructor(
@@ -52,6 +54,7 @@ function onCallTimeout(pending: Pending): void {
   pending.timer = undefined;
   if (pending.settled) return;
   pending.settled = true;
+  pending.timedOut = true;
   pending.reject!(new CallError("timeout", "the server did not reply in time"));
 }
 
@@ -152,7 +155,8 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
 
   /** @internal Send a request; resolves with the reply. */
   call(request: unknown, options?: CallOptions): Promise<Res> {
-    if (this.#closed) return Promise.reject(this.#downError());
+    // The device check catches a disconnect made in this same tick, before the watcher has told us.
+    if (this.#closed || !this.device.isConnected) return Promise.reject(this.#downError());
     const promise = new Promise(capture) as Promise<Res>;
     const pending = new Pending(request, capturedResolve, capturedReject);
     const timeout = options?.timeout;
@@ -170,7 +174,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
 
   /** @internal Send a request and do not wait for a reply. False if the server has ended. */
   cast(request: unknown): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || !this.device.isConnected) return false;
     this.#enqueue(new Pending(request, undefined, undefined));
     return true;
   }
@@ -195,7 +199,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
       if (pending.timer !== undefined) clearTimeout(pending.timer);
       pending.resolve?.(value);
     }
-    if (this.listenerCount("record") > 0) this.#record(pending, "ok", undefined);
+    if (this.listenerCount("record") > 0) this.#record(pending, pending.timedOut ? "timeout" : "ok", pending.timedOut ? { kind: "timeout" } : undefined);
     if (this.#closed) {
       if (this.#inFlight === 0) this.device.disconnect(); // the last call in flight of a stopping server
       return;
@@ -206,6 +210,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   /** Fail one call without harming the server (e.g. a request that cannot be cloned into a worker). */
   protected refuse(pending: Pending, error: CallError): void {
     this.#inFlight--;
+    if (this.listenerCount("record") > 0) this.#record(pending, "error", { kind: "error", error });
     this.#rejectOne(pending, error);
     if (this.#closed) {
       if (this.#inFlight === 0) this.device.disconnect();

@@ -70,6 +70,8 @@ class Call {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   readonly start = Date.now();
   settled = false;
+  /** The version it ran on (set when a worker takes it). */
+  version: Version | undefined = undefined;
   constructor(
     readonly args: readonly unknown[],
     readonly timeout: number | undefined,
@@ -180,8 +182,10 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
       (call as { resolve: unknown }).resolve = (v: unknown) => (resolve(v), r());
       (call as { reject: unknown }).reject = (e: unknown) => (reject(e), r());
     }));
-    this.#closing = Promise.all(inFlight).then(() => {
-      for (const w of [...this.#workers]) this.#retire(w);
+    this.#closing = Promise.all(inFlight).then(async () => {
+      const workers = [...this.#workers];
+      for (const w of workers) this.#retire(w);
+      await Promise.all(workers.map((w) => w.handle?.ended));
     });
     return this.#closing;
   }
@@ -212,12 +216,18 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
   #spawn(): void {
     const version = this.#version;
     const w = new PoolWorker(version);
+    try {
+      w.handle = new WorkerHandle(
+        version.settings,
+        (m: { t: string; id?: number; value?: unknown; error?: SerializedError; notCloneable?: boolean }) => this.#onMessage(w, m),
+        (end) => this.#onEnd(w, endError(end)),
+      );
+    } catch (error) {
+      // The worker could not even be created (a bad execArgv, say): nothing waiting for this version can run.
+      this.#failQueued(version, new ExecutionError("spawn-failed", `executor "${this.name}" could not start a worker: ${(error as Error).message}`, error));
+      return;
+    }
     this.#workers.add(w);
-    w.handle = new WorkerHandle(
-      version.settings,
-      (m: { t: string; id?: number; value?: unknown; error?: SerializedError; notCloneable?: boolean }) => this.#onMessage(w, m),
-      (end) => this.#onEnd(w, endError(end)),
-    );
     w.handle.send({ t: "init", module: version.module, export: version.exportName, mode: "call", id: this.name, args: [] });
   }
 
@@ -234,6 +244,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
       return;
     }
     w.call = call;
+    call.version = w.version;
     w.handle.setRef(true);
     if (call.timeout !== undefined) call.timer = setTimeout(() => this.#timedOut(w, call), call.timeout);
   }
@@ -250,7 +261,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
       this.#workers.delete(w);
       w.retired = true;
       w.handle.kill();
-      for (const call of this.#queue.splice(0)) this.#settle(call, undefined, error, "error");
+      this.#failQueued(w.version, error);
       return;
     }
     const call = w.call;
@@ -269,10 +280,12 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     const call = w.call;
     w.call = undefined;
     if (call !== undefined) {
-      this.#settle(call, undefined, new ExecutionError("crashed", `the worker running "${this.name}" died: ${error?.message ?? "it exited"}`, error), "killed");
-    } else if (!w.ready && error !== undefined) {
-      // It never got going (a bad resourceLimits, a failed spawn): the calls waiting for it cannot run either.
-      for (const queued of this.#queue.splice(0)) this.#settle(queued, undefined, new ExecutionError("spawn-failed", `executor "${this.name}" could not start a worker: ${error.message}`, error), "error");
+      this.#settle(call, undefined, new ExecutionError("crashed", `the worker running "${this.name}" died: ${error?.message ?? "it exited"}`, error), "error");
+    } else if (!w.ready) {
+      // It ended before loading the module (a crash, an exit, even exit(0) at load): the calls waiting for it cannot run either.
+      const cause = error ?? new Error("the worker exited before it loaded the module");
+      this.#failQueued(w.version, new ExecutionError("spawn-failed", `executor "${this.name}" could not start a worker: ${cause.message}`, cause));
+      return;
     }
     this.#dispatch();
   }
@@ -314,6 +327,15 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     w.handle.kill();
   }
 
+  /** A worker of `version` could not start: fail the queued calls, if they were waiting for that version. */
+  #failQueued(version: Version, error: ExecutionError): void {
+    if (version !== this.#version) {
+      this.#dispatch(); // an old version's worker: the queue waits for the current one
+      return;
+    }
+    for (const call of this.#queue.splice(0)) this.#settle(call, undefined, error, "error");
+  }
+
   #settle(call: Call, value: unknown, error: ExecutionError | undefined, outcome: Outcome): void {
     if (call.settled) return;
     call.settled = true;
@@ -322,8 +344,9 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     else call.reject(error);
     if (this.listenerCount("record") > 0) {
       const record: ExecutionRecord = { id: recordId(), name: this.name, start: call.start, duration: Date.now() - call.start, outcome };
-      if (this.#version.label !== undefined) record.version = this.#version.label;
-      if (error !== undefined) record.fault = outcome === "timeout" ? { kind: "timeout" } : outcome === "killed" ? { kind: "killed" } : { kind: "error", error };
+      const label = (call.version ?? this.#version).label;
+      if (label !== undefined) record.version = label;
+      if (error !== undefined) record.fault = outcome === "timeout" ? { kind: "timeout" } : { kind: "error", error: error.cause ?? error };
       this.emit("record", record);
     }
   }

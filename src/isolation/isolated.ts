@@ -9,6 +9,7 @@ import { type Registry, registry as defaultRegistry } from "../calls/registry.js
 import { type Pending, Server } from "../calls/server.js";
 import { Device } from "../device.js";
 import type { ChildContext, ChildSpec, Restart, Shutdown } from "../supervisor/child-spec.js";
+import { SupervisorError } from "../supervisor/errors.js";
 import { rebuildError, type SerializedError } from "./worker-error.js";
 import { endError, moduleSpecifier, WorkerHandle, type WorkerSettings } from "./worker-handle.js";
 
@@ -37,26 +38,41 @@ function killWhenDown(device: Device, worker: WorkerHandle): void {
   });
 }
 
+/** @internal What an isolated child's `init` hands to its `run`: the loaded worker, and its outcome if it came early. */
+interface IsolatedState {
+  worker: WorkerHandle;
+  outcome: { ok: true; value: unknown } | { ok: false; error: unknown } | undefined;
+  settle: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
+}
+
 /**
  * A child spec whose body runs in a worker thread (`via: "process"` for a
- * child process). Its device lives here and is linked like any other;
- * after the shutdown grace period the worker is terminated, even inside
+ * child process). Its `init` starts the worker and waits until the module
+ * is loaded, so an unknown module or export is a failed start
+ * (`StartError`); its device lives here and is linked like any other; after
+ * the shutdown grace period the worker is terminated, even inside
  * `for(;;){}`.
  *
- * The worker module (plain JavaScript, or TypeScript with `execArgv: ["--import", "tsx"]`):
+ * The worker module (JavaScript; TypeScript through a loader only with `via: "process"`):
  * ```js
  * export default async function crunch({ args, signal }) {
  *   while (!signal.aborted) await step(args[0]);
  * }
  * ```
  *
+ * @throws {SupervisorError} `invalid-spec` when `args` cannot be cloned into a worker.
  * @example
  * ```ts
  * new Supervisor({ children: [isolated({ id: "crunch", module: "./crunch.mjs", args: [42], shutdown: 1_000, resourceLimits: { maxOldGenerationSizeMb: 64 } })] });
  * ```
  */
-export function isolated(options: IsolatedOptions): ChildSpec<void> {
+export function isolated(options: IsolatedOptions): ChildSpec<IsolatedState> {
   const { id, args = [], restart, shutdown, significant, ...settings } = options;
+  try {
+    structuredClone(args); // checked once here, not at every restart
+  } catch (error) {
+    throw new SupervisorError("invalid-spec", `isolated child "${id}": its args cannot be cloned into a worker`, { cause: error, childId: id });
+  }
   const module = moduleSpecifier(settings.module);
   const exportName = settings.export ?? "default";
   return {
@@ -64,31 +80,47 @@ export function isolated(options: IsolatedOptions): ChildSpec<void> {
     ...(restart !== undefined && { restart }),
     ...(shutdown !== undefined && { shutdown }),
     ...(significant !== undefined && { significant }),
-    run: (ctx: ChildContext) =>
-      new Promise<unknown>((resolve, reject) => {
+    init: (ctx: ChildContext) =>
+      new Promise<IsolatedState>((resolve, reject) => {
+        let loaded = false;
+        const state: IsolatedState = { worker: undefined as unknown as WorkerHandle, outcome: undefined, settle: undefined };
+        const finish = (outcome: NonNullable<IsolatedState["outcome"]>) => {
+          const settle = state.settle;
+          if (settle === undefined) state.outcome ??= outcome; // it finished before run() began
+          else if (outcome.ok) settle.resolve(outcome.value);
+          else settle.reject(outcome.error);
+        };
         const worker = new WorkerHandle(
           settings,
           (m: { t: string; value?: unknown; error?: SerializedError }) => {
-            if (m.t === "done") resolve(m.value);
-            else if (m.t === "error") reject(rebuildError(m.error!));
-            else if (m.t === "fatal") reject(rebuildError(m.error!));
+            if (m.t === "ready") {
+              loaded = true;
+              resolve(state);
+            } else if (m.t === "fatal") {
+              worker.kill();
+              reject(rebuildError(m.error!)); // the module or its export could not be loaded: a failed start
+            } else if (m.t === "done") finish({ ok: true, value: m.value });
+            else if (m.t === "error") finish({ ok: false, error: rebuildError(m.error!) });
           },
           (end) => {
             // Ended without a result: a clean exit(0) is a normal end, anything else is the worker's fault.
             const error = endError(end);
-            if (error === undefined) resolve(undefined);
-            else reject(error);
+            if (!loaded) reject(error ?? new Error("the worker exited before it loaded its module"));
+            else finish(error === undefined ? { ok: true, value: undefined } : { ok: false, error });
           },
         );
+        state.worker = worker;
         killWhenDown(ctx.device, worker);
         ctx.signal.addEventListener("abort", () => worker.send({ t: "stop" }), { once: true });
-        try {
-          worker.send({ t: "init", module, export: exportName, mode: "child", id, args });
-        } catch (error) {
-          worker.kill();
-          reject(new CallError("not-cloneable", `the arguments of isolated child "${id}" cannot be cloned into a worker`, { cause: error }));
-        }
+        worker.send({ t: "init", module, export: exportName, mode: "child", id, args });
       }),
+    run: (_ctx, state) => {
+      const outcome = state.outcome;
+      if (outcome !== undefined) return outcome.ok ? outcome.value : Promise.reject(outcome.error);
+      return new Promise((resolve, reject) => {
+        state.settle = { resolve, reject };
+      });
+    },
   };
 }
 

@@ -17,9 +17,17 @@ export interface WorkerSettings {
   export?: string;
   /** A worker thread (default: cheap, `resourceLimits` apply) or a child process (a separate heap and OS process). */
   via?: "thread" | "process";
-  /** Memory caps of a worker thread (Node's `resourceLimits`); overrunning them ends it with an out-of-memory fault. */
+  /**
+   * Memory caps (Node's `resourceLimits`); overrunning them ends the worker
+   * with an out-of-memory fault. For a child process, `maxOldGenerationSizeMb`
+   * becomes `--max-old-space-size` (it then dies with SIGABRT).
+   */
   resourceLimits?: ResourceLimits;
-  /** Node flags for the worker (e.g. `["--import", "tsx"]` to load TypeScript). */
+  /**
+   * Node flags for the worker. With `via: "process"`, `["--import", "tsx"]`
+   * lets it load TypeScript; worker threads on Node 20 cannot use such
+   * loaders: give them compiled JavaScript.
+   */
   execArgv?: string[];
   /** Environment of a child process. Default: the parent's. */
   env?: NodeJS.ProcessEnv;
@@ -42,13 +50,21 @@ export class WorkerHandle {
   readonly #process: ChildProcess | undefined;
   #ended = false;
   #onEnd: ((end: WorkerEnd) => void) | undefined;
+  /** Resolves once the worker has ended. */
+  readonly ended: Promise<void>;
+  #markEnded!: () => void;
   /** An uncaught error a child process reported before exiting. */
   #uncaught: Error | undefined;
 
   constructor(settings: WorkerSettings, onMessage: (message: any) => void, onEnd: (end: WorkerEnd) => void) {
     this.#onEnd = onEnd;
+    this.ended = new Promise<void>((resolve) => {
+      this.#markEnded = resolve;
+    });
     if (settings.via === "process") {
-      const child = spawn(process.execPath, [...(settings.execArgv ?? []), "-e", BOOTSTRAP], {
+      const heap = settings.resourceLimits?.maxOldGenerationSizeMb;
+      const flags = [...(heap !== undefined ? [`--max-old-space-size=${heap}`] : []), ...(settings.execArgv ?? [])];
+      const child = spawn(process.execPath, [...flags, "-e", BOOTSTRAP], {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
         serialization: "advanced",
         env: settings.env ?? process.env,
@@ -107,6 +123,7 @@ export class WorkerHandle {
   #end(end: WorkerEnd): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#markEnded();
     const onEnd = this.#onEnd;
     this.#onEnd = undefined;
     onEnd?.(end);

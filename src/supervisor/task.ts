@@ -177,19 +177,22 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     const task = new Task<T>(id, device, result, this.#brutal);
     this.#running.set(id, task as Task<unknown>);
     this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
-    const ended = () => {
+    const ended = (outcome: ExecutionRecord["outcome"]) => {
       this.#running.delete(id);
       const at = Date.now();
       const fault = device.fault;
       const requested = this.#stopping !== undefined;
       this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
       if (this.listenerCount("record") > 0) {
-        const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome: outcomeOf(fault) };
+        const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome };
         if (fault !== undefined) record.fault = fault;
         this.emit("record", record);
       }
     };
-    result.then(ended, ended);
+    result.then(
+      () => ended("ok"),
+      (crash: Crash) => ended(crash.kind === "shutdown" ? "shutdown" : outcomeOf(device.fault)),
+    );
     return task;
   }
 

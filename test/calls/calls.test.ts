@@ -207,3 +207,29 @@ describe("registry", () => {
     expect(cast("nobody", 1, { registry: reg })).toBe(false);
   });
 });
+
+describe("calls: regressions found in review", () => {
+  it("a call made in the same tick as the device's disconnect is refused, even when someone else reads the device", async () => {
+    const device = new Device();
+    const controller = new AbortController();
+    const server = serve(device, (x: number) => x, { signal: controller.signal });
+    device.disconnect();
+    expect(await codeOf(server.call(1))).toBe("server-down");
+    expect(server.cast(1)).toBe(false);
+  });
+
+  it("records: a call that timed out on the caller's side is recorded as a timeout", async () => {
+    vi.useFakeTimers();
+    let release!: () => void;
+    const server = serve(new Device(), () => new Promise<void>((r) => (release = r)));
+    const outcomes: string[] = [];
+    server.on("record", (r) => outcomes.push(r.outcome));
+    const call1 = codeOf(server.call(1, { timeout: 10 }));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await call1).toBe("timeout");
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(outcomes).toEqual(["timeout"]);
+    await server.stop();
+  });
+});

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { ExecutionError, Executor, type ExecutionRecord } from "../../src/index.js";
+import { type ExecutionRecord, ExecutionError, Executor } from "../../src/index.js";
 
 const math = fileURLToPath(new URL("../fixtures/math.mjs", import.meta.url));
 const mathV2 = fileURLToPath(new URL("../fixtures/math-v2.mjs", import.meta.url));
@@ -132,5 +132,46 @@ describe("Executor: bad input", () => {
     const e = executor({ module: math, export: "add" });
     expect(await codeOf(e.execute("x" as never))).toBe("invalid-argument");
     expect(await codeOf(e.execute([], { timeout: -1 }))).toBe("invalid-argument");
+  });
+});
+
+describe("Executor: regressions found in review", () => {
+  const exitsOnLoad = fileURLToPath(new URL("../fixtures/exits-on-load.mjs", import.meta.url));
+
+  it("a module that exits (even with code 0) while loading is spawn-failed, not an endless respawn", async () => {
+    const e = executor({ module: exitsOnLoad, size: 1 });
+    expect(await codeOf(e.execute([]))).toBe("spawn-failed");
+    expect(e.workers).toBe(0);
+  });
+
+  it("a worker that cannot even be created (bad execArgv) is spawn-failed, and close() still works", async () => {
+    const e = executor({ module: math, export: "add", execArgv: ["--no-such-flag-at-all"], size: 1 });
+    expect(await codeOf(e.execute([1, 2]))).toBe("spawn-failed");
+    expect(await codeOf(e.execute([1, 2]))).toBe("spawn-failed");
+    await e.close();
+  });
+
+  it("records carry the version the call ran on, and a crash is an error with its cause", async () => {
+    const slow = executor<[number, string], string>({ module: math, export: "slow", size: 1, version: "1" });
+    const records: ExecutionRecord[] = [];
+    slow.on("record", (r) => records.push(r));
+    await slow.execute([0, "warm"]);
+    const inFlight = slow.execute([50, "old"]);
+    slow.deploy(math, { export: "slow", version: "2" });
+    await inFlight;
+    await slow.execute([0, "new"]);
+    expect(records.map((r) => r.version)).toEqual(["1", "1", "2"]);
+    const crash = executor({ module: math, export: "crash", size: 1 });
+    const crashes: ExecutionRecord[] = [];
+    crash.on("record", (r) => crashes.push(r));
+    await crash.execute([]).catch(() => {});
+    expect(crashes[0]).toMatchObject({ outcome: "error", fault: { kind: "error", error: { exitCode: 1 } } });
+  });
+
+  it("close() resolves once the workers have exited", async () => {
+    const e = executor({ module: math, export: "add", size: 2 });
+    await Promise.all([e.execute([1, 1]), e.execute([2, 2])]);
+    await e.close();
+    expect(e.workers).toBe(0);
   });
 });

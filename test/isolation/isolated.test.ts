@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CallError, Client, call, Fault, isolated, isolatedServer, Registry, type SupervisorEvents, Supervisor, serveIsolated, WorkerExitError } from "../../src/index.js";
+import { CallError, Client, call, Fault, isolated, isolatedServer, Registry, StartError, type SupervisorEvents, Supervisor, serveIsolated, WorkerExitError } from "../../src/index.js";
 
 const child = fileURLToPath(new URL("../fixtures/child.mjs", import.meta.url));
 const echo = fileURLToPath(new URL("../fixtures/echo-server.mjs", import.meta.url));
@@ -91,17 +91,26 @@ describe.each(["thread", "process"] as const)("isolated children (%s)", (via) =>
     await sup.stop();
   });
 
-  it("an unknown module or export fails to start with the loader's error", async () => {
+  it("an unknown module or export is a failed start: StartError with the loader's error", async () => {
     const bad = new Supervisor({ children: [isolated({ id: "nope", module: "./test/fixtures/missing.mjs", via })] });
-    const started = await bad.start().catch((e: unknown) => e);
-    // A worker's body runs in `run`, so a bad module is a run that fails at once, restarted until the intensity gives out.
-    const outcome = started === undefined ? await bad.done.catch((e: unknown) => e) : started;
-    expect(outcome).toMatchObject({ code: "intensity-exceeded" });
-    expect(bad.whichChildren()[0]!.lastFault).toMatchObject({ kind: "error", error: { message: expect.stringMatching(/Cannot find module|not found/i) } });
-    const noExport = new Supervisor({ intensity: 0, children: [isolated({ id: "x", module: child, export: "nothing", via })] });
-    await noExport.start();
-    await expect(noExport.done).rejects.toMatchObject({ code: "intensity-exceeded" });
-    expect(noExport.whichChildren()[0]!.lastFault).toMatchObject({ error: { code: "ERR_EXPORT_NOT_FOUND" } });
+    const error = await bad.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartError);
+    expect((error as StartError).cause).toMatchObject({ message: expect.stringMatching(/Cannot find module|not found/i) });
+    const noExport = new Supervisor({ children: [isolated({ id: "x", module: child, export: "nothing", via })] });
+    const missing = await noExport.start().catch((e: unknown) => e);
+    expect((missing as StartError).cause).toMatchObject({ code: "ERR_EXPORT_NOT_FOUND" });
+  });
+
+  it("a worker that finishes before run() begins still reports its outcome", async () => {
+    const sup = new Supervisor({ children: [isolated({ id: "q", module: child, export: "fails", restart: "temporary", via })] });
+    const exited = nextEvent(sup, "child-exited");
+    await sup.start();
+    expect((await exited).fault).toMatchObject({ kind: "error", error: { message: "worker boom" } });
+    await sup.stop();
+  });
+
+  it("arguments that cannot be cloned are refused when the spec is made", () => {
+    expect(() => isolated({ id: "bad", module: child, args: [() => 1], via })).toThrow(expect.objectContaining({ code: "invalid-spec" }));
   });
 });
 
