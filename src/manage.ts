@@ -144,6 +144,12 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     }
     this.stopping = crash;
     if (this.board.sink === null) this.board.sink = this;
+    // Messages that queued while the shutdown waited its turn still count (a faulted peer still cascades).
+    for (let m = take(this.board); m !== undefined; m = take(this.board)) {
+      if (this.settled || this.board.sink !== this) break;
+      this.board.sink = null;
+      this.deliver(m);
+    }
     if (grace !== Number.POSITIVE_INFINITY) this.graceTimer = setTimeout(onGraceOver, grace, this as ManageRun<unknown>);
     this.controller?.abort(crash);
   }
@@ -288,6 +294,13 @@ export function observeManaged<T>(b: Plugboard, work: Work<T>, options: ManageOp
   launch(b, work, options, false, true, adopt, observer);
 }
 
+/** Ending before the work is waited on: a rejection one microtask from now, or the observer told then. */
+function endedEarly<T>(error: unknown, observer: RunObserver | undefined): Promise<T> | undefined {
+  if (observer === undefined) return rejectSoon(error);
+  queueMicrotask(() => observer.ended());
+  return undefined;
+}
+
 function launch<T>(
   b: Plugboard,
   work: Work<T>,
@@ -297,17 +310,11 @@ function launch<T>(
   adopt: AbortController | undefined,
   observer: RunObserver | undefined,
 ): Promise<T> | undefined {
-  // Ending before the work is waited on: a rejection one microtask from now, or the observer told then.
-  const early = (error: unknown): Promise<T> | undefined => {
-    if (observer === undefined) return rejectSoon(error);
-    queueMicrotask(() => observer.ended());
-    return undefined;
-  };
-  if (typeof work !== "function") return early(new LinkError("invalid-argument", "manage() takes a function"));
+  if (typeof work !== "function") return endedEarly(new LinkError("invalid-argument", "manage() takes a function"), observer);
   const invalid = checkOptions(options);
-  if (invalid !== undefined) return early(invalid);
-  if (isClosed(b)) return early(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`));
-  if (b.sink !== null) return early(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
+  if (invalid !== undefined) return endedEarly(invalid, observer);
+  if (isClosed(b)) return endedEarly(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`), observer);
+  if (b.sink !== null) return endedEarly(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`), observer);
 
   const run = new ManageRun<T>(b, part, options?.grace);
   if (b.inbox !== null) {
@@ -315,14 +322,14 @@ function launch<T>(
     if (fatal !== undefined) {
       run.fatal = fatal;
       run.react();
-      return early(run.crash);
+      return endedEarly(run.crash, observer);
     }
   }
   const external = options?.signal;
   if (external !== undefined) {
     if (external.aborted) {
       run.end(undefined, makeCrash("shutdown", b.id));
-      return early(run.crash);
+      return endedEarly(run.crash, observer);
     }
     run.external = external;
     external.addEventListener("abort", run);
@@ -335,16 +342,16 @@ function launch<T>(
     if (lazy) result = (work as unknown as (source: SignalSource) => T | PromiseLike<T>)(run);
     else result = work.length > 0 ? work(run.signal) : (work as () => T | PromiseLike<T>)();
   } catch (error) {
-    if (run.settled) return early(run.crash);
+    if (run.settled) return endedEarly(run.crash, observer);
     run.settled = true;
     run.cleanup();
     disconnect(b, Fault.error(error));
-    return early(makeCrash("error", undefined, undefined, error));
+    return endedEarly(makeCrash("error", undefined, undefined, error), observer);
   }
   if (run.settled) {
     // A fatal message arrived while the work ran synchronously; a thenable it returned is abandoned.
     if (isThenable(result)) result.then(undefined, ignore);
-    return early(run.crash);
+    return endedEarly(run.crash, observer);
   }
   if (!isThenable(result)) {
     run.settled = true;
@@ -364,10 +371,14 @@ function launch<T>(
     run.resolve = captureResolve as (value: T) => void;
     run.reject = captureReject;
   } else run.observer = observer;
-  result.then(
-    (value) => run.succeed(value),
-    (error: unknown) => run.fail(error),
-  );
+  try {
+    result.then(
+      (value) => run.succeed(value),
+      (error: unknown) => run.fail(error),
+    );
+  } catch (error) {
+    run.fail(error); // a thenable whose then() throws is work that failed
+  }
   return promise;
 }
 

@@ -25,6 +25,19 @@ export interface RunSink {
   deliver(message: Message | undefined): void;
 }
 
+/**
+ * Messages waiting beyond the first. `take` advances `head` instead of
+ * shifting the array, so draining a long mailbox is linear; made only once
+ * a second message waits.
+ */
+class Backlog {
+  readonly items: Message[];
+  head = 0;
+  constructor(first: Message, second: Message) {
+    this.items = [first, second];
+  }
+}
+
 /** A set of plugboards that is usually empty or holds one: kept without a `Set` until a second member. */
 type Peers = Plugboard | Set<Plugboard> | null;
 
@@ -35,8 +48,8 @@ export class Plugboard {
   readonly id: DeviceId;
   readonly name: string | undefined;
   flags = 0;
-  /** Queued messages, oldest first: one message, or an array once a second one waits. */
-  inbox: Message | Message[] | null = null;
+  /** Queued messages, oldest first: one message, or a Backlog once a second one waits. */
+  inbox: Message | Backlog | null = null;
   /** The reader waiting for the next message, if any. */
   sink: Sink | null = null;
   /** Who to tell when this disconnects. */
@@ -202,8 +215,8 @@ export function deliver(b: Plugboard, message: Message): boolean {
   }
   const inbox = b.inbox;
   if (inbox === null) b.inbox = message;
-  else if (Array.isArray(inbox)) inbox.push(message);
-  else b.inbox = [inbox, message];
+  else if (inbox instanceof Backlog) inbox.items.push(message);
+  else b.inbox = new Backlog(inbox, message);
   return true;
 }
 
@@ -211,12 +224,14 @@ export function deliver(b: Plugboard, message: Message): boolean {
 export function take(b: Plugboard): Message | undefined {
   const inbox = b.inbox;
   if (inbox === null) return undefined;
-  if (!Array.isArray(inbox)) {
+  if (!(inbox instanceof Backlog)) {
     b.inbox = null;
     return inbox;
   }
-  const message = inbox.shift();
-  if (inbox.length === 0) b.inbox = null;
+  const items = inbox.items;
+  const message = items[inbox.head];
+  items[inbox.head++] = undefined as unknown as Message; // let it be collected
+  if (inbox.head === items.length) b.inbox = null;
   return message;
 }
 

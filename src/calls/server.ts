@@ -89,6 +89,10 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   /** No new requests are taken (stopping, crashed or ended). */
   #closed = false;
   #ended = false;
+  /** A pump loop is running: replies made inside it must not start another (no recursion per request). */
+  #pumping = false;
+  #signal: AbortSignal | undefined = undefined;
+  readonly #onAbort = (): void => void this.stop();
   #fault: Fault | undefined = undefined;
   #settle!: (error?: CallError) => void;
 
@@ -115,7 +119,10 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
     if (signal !== undefined) {
       // The device is run by someone else (a supervised child's ctx.device): follow their stop request.
       if (signal.aborted) void this.stop();
-      else signal.addEventListener("abort", () => void this.stop(), { once: true });
+      else {
+        this.#signal = signal;
+        signal.addEventListener("abort", this.#onAbort, { once: true });
+      }
     } else if (device._board.sink === null) {
       // Nobody reads this device: the server does, so a shutdown message stops it (after the calls in flight).
       device
@@ -183,12 +190,8 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   protected abstract handle(pending: Pending): void;
 
   #enqueue(pending: Pending): void {
-    if (this.#inFlight < this.#concurrency && this.#head === this.#queue.length) {
-      this.#inFlight++;
-      this.handle(pending);
-      return;
-    }
     this.#queue.push(pending);
+    this.#next();
   }
 
   /** A transport's reply to `pending`. */
@@ -229,16 +232,28 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
     this.device.disconnect(fault);
   }
 
+  /**
+   * Hand waiting requests to the transport while there is room. A reply made
+   * synchronously inside `handle` lands back here while the loop runs, and
+   * the loop picks up the next request: a long queue of synchronous replies
+   * is served iteratively, never one stack frame per request.
+   */
   #next(): void {
-    while (!this.#closed && this.#inFlight < this.#concurrency && this.#head < this.#queue.length) {
-      const pending = this.#queue[this.#head++]!;
-      if (this.#head === this.#queue.length) {
-        this.#queue.length = 0;
-        this.#head = 0;
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (!this.#closed && this.#inFlight < this.#concurrency && this.#head < this.#queue.length) {
+        const pending = this.#queue[this.#head++]!;
+        if (this.#head === this.#queue.length) {
+          this.#queue.length = 0;
+          this.#head = 0;
+        }
+        if (pending.settled) continue; // timed out while waiting: not handled at all
+        this.#inFlight++;
+        this.handle(pending);
       }
-      if (pending.settled) continue; // timed out while waiting: not handled at all
-      this.#inFlight++;
-      this.handle(pending);
+    } finally {
+      this.#pumping = false;
     }
   }
 
@@ -270,6 +285,8 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   #onDeviceEnded(): void {
     this.#closed = true;
     this.#ended = true;
+    this.#signal?.removeEventListener("abort", this.#onAbort); // a long-lived signal must not keep ended servers alive
+    this.#signal = undefined;
     this.#fault = this.device.fault;
     const error = this.#downError();
     this.#rejectQueued(error);

@@ -22,6 +22,24 @@ const IGNORED: StartOutcome = { kind: "ignored" };
 const CANCELLED: StartOutcome = { kind: "cancelled" };
 const CANCEL = Symbol("cancel");
 
+/** Resolves when `promise` settles or `ms` have passed, whichever is first; no timer is left behind. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  if (ms <= 0) {
+    promise.catch(() => {});
+    return Promise.resolve();
+  }
+  const settled = promise.then(
+    () => {},
+    () => {},
+  );
+  if (ms === Number.POSITIVE_INFINITY) return settled;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([settled, elapsed]).then(() => clearTimeout(timer));
+}
+
 /** Called just before a run begins, with its device id: the child is running from here on. */
 export type StartListener = (child: Child, device: number) => void;
 
@@ -75,9 +93,12 @@ export class Child implements RunObserver {
   #exitWaiters: (() => void)[] | undefined = undefined;
   #onExit: ExitListener | undefined = undefined;
   #requested = false;
+  /** The stop (shutdown message or kill) has been sent to the current run. */
+  #stopSent = false;
   #cancel: (() => void) | undefined = undefined;
-  /** Settles when a start in progress has finished (started, failed, ignored or cancelled). */
-  #starting: Promise<unknown> | undefined = undefined;
+  /** Settles when a start in progress has finished (started, failed, ignored or cancelled); made before init runs. */
+  #starting: Promise<void> | undefined = undefined;
+  #startSettled: (() => void) | undefined = undefined;
 
   constructor(spec: NormalizedSpec, args: readonly unknown[] = []) {
     this.spec = spec;
@@ -116,12 +137,15 @@ export class Child implements RunObserver {
       // Nothing to wait for: the run begins now (the restart path stays free of async frames).
       const device = new Device({ name: this.spec.id });
       this.#requested = false;
+      this.#stopSent = false;
       this.#run(device, new Context(this.spec.id, device, this.args), undefined, onExit, onStarted);
       return STARTED_NOW;
     }
-    const starting = this.#start(onExit, onStarted);
-    this.#starting = starting;
-    return starting;
+    // Made before init can run: an init that stops the supervisor synchronously still finds it.
+    this.#starting = new Promise<void>((resolve) => {
+      this.#startSettled = resolve;
+    });
+    return this.#start(onExit, onStarted);
   }
 
   async #start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
@@ -129,6 +153,8 @@ export class Child implements RunObserver {
       return await this.#startIncarnation(onExit, onStarted);
     } finally {
       this.#starting = undefined;
+      this.#startSettled?.();
+      this.#startSettled = undefined;
     }
   }
 
@@ -139,15 +165,17 @@ export class Child implements RunObserver {
     this.status = "starting";
     this.device = device;
     this.#requested = false;
+    this.#stopSent = false;
 
     let state: unknown;
     if (spec.init !== undefined) {
       const cancelled = new Promise<typeof CANCEL>((resolve) => {
         this.#cancel = () => resolve(CANCEL);
       });
+      // A synchronous throw from init is a failed start like a rejection.
+      const initializing = new Promise((resolve) => resolve(spec.init!(ctx)));
       try {
-        // A synchronous throw from init is a failed start like a rejection.
-        state = await Promise.race([new Promise((resolve) => resolve(spec.init!(ctx))), cancelled]);
+        state = await Promise.race([initializing, cancelled]);
       } catch (error) {
         this.#cancel = undefined;
         this.#notStarted(Fault.error(error));
@@ -155,8 +183,10 @@ export class Child implements RunObserver {
       }
       this.#cancel = undefined;
       if (state === CANCEL) {
-        // Stopped while starting: whatever init still does is abandoned; its late result is dropped.
+        // Stopped while starting: like a run, the start is told (its signal aborts) and given its
+        // shutdown grace to wind down — a nested supervisor stops its own children — then abandoned.
         ctx.controller?.abort(new Error("start cancelled"));
+        await settledWithin(initializing, graceOf(spec.shutdown));
         this.#notStarted(undefined);
         return CANCELLED;
       }
@@ -201,15 +231,21 @@ export class Child implements RunObserver {
     if (this.status === "starting") {
       this.#requested = true;
       this.#cancel?.();
-      // Resolves once the start has wound down, so the caller sees the child's settled status.
-      return this.#starting!.then(() => (this.status === "running" ? this.stop(from) : undefined));
+      // Resolves once the start has wound down; if init finished first, the new run is stopped like any other.
+      return (this.#starting ?? Promise.resolve()).then(() => (this.status === "running" ? this.#stopRun(from) : undefined));
     }
+    if (this.status !== "running") return Promise.resolve();
+    return this.#stopRun(from);
+  }
+
+  #stopRun(from: number): Promise<void> {
     const device = this.device;
-    if (this.status !== "running" || device === undefined) return Promise.resolve();
+    if (device === undefined) return Promise.resolve();
     // Wait first: a brutal kill ends the run before disconnect() returns.
     const exited = new Promise<void>((resolve) => (this.#exitWaiters ??= []).push(resolve));
-    if (!this.#requested) {
-      this.#requested = true;
+    this.#requested = true;
+    if (!this.#stopSent) {
+      this.#stopSent = true;
       if (this.spec.shutdown === "brutal") device.disconnect(Fault.killed);
       else device.line().shutdown(from);
     }

@@ -73,7 +73,7 @@ export class DynamicSupervisor extends Supervisor {
   override async startChild<S>(spec: DynamicChildSpec<S> | ChildSpec<S>, ...args: unknown[]): Promise<ChildInfo> {
     if (typeof spec !== "object" || spec === null) throw new SupervisorError("invalid-spec", "child spec must be an object");
     if (this.status !== "running") throw new SupervisorError("not-running", `dynamic supervisor "${this.name}" is ${this.status}`);
-    if (this.countChildren().specs >= this.#maxChildren) {
+    if (this.childCount >= this.#maxChildren) {
       throw new SupervisorError("max-children", `dynamic supervisor "${this.name}" already has its maximum of ${this.#maxChildren} children`);
     }
     const id = spec.id ?? `${this.name}/${++this.#seq}`;

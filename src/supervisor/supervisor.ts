@@ -438,7 +438,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #remove(child: Child): void {
     if (this.#byId.get(child.id) !== child) return;
     this.#byId.delete(child.id);
-    this.#children = this.#children.filter((c) => c !== child);
+    const at = this.#children.indexOf(child);
+    if (at >= 0) this.#children.splice(at, 1);
+  }
+
+  /** @internal Children listed now (O(1), for DynamicSupervisor's maxChildren). */
+  protected get childCount(): number {
+    return this.#children.length;
   }
 
   /** Start one incarnation and report it; `delay` is set for restarts. */
@@ -554,7 +560,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           failedAgain = c;
           break;
         }
-        if (outcome.kind === "cancelled") return; // stopped or taken over while it started
+        if (outcome.kind === "cancelled") continue; // terminated or taken over while it started: the rest of the group goes on
       }
       if (failedAgain === undefined) return;
       // OTP's try-again: the failed start counts against the intensity, then it and the rest are retried.
@@ -642,7 +648,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     if (this.#parallelStop) await Promise.all(children.map((c) => c.stop(from)));
     else for (const c of children) await c.stop(from);
-    for (const c of children) if (c.spec.restart === "temporary") this.#remove(c);
+    // Temporary children are forgotten, in one pass (not one list rebuild each).
+    const kept: Child[] = [];
+    for (const c of this.#children) {
+      if (c.spec.restart === "temporary") this.#byId.delete(c.id);
+      else kept.push(c);
+    }
+    this.#children = kept;
   }
 }
 

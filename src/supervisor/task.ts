@@ -114,8 +114,8 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
   #seq = 0;
   #stopping: Promise<void> | undefined;
   #settleDone!: (error?: unknown) => void;
-  /** How the device's own run ended, when something other than stop() ended it. */
-  #crash: Crash | undefined;
+  /** How the device's own managed run ended: the Crash, or undefined for a clean end. */
+  readonly #managed: Promise<Crash | undefined>;
 
   constructor(options: TaskSupervisorOptions = {}) {
     super();
@@ -137,7 +137,7 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
     });
     this.done.catch(noop); // observed or not, never an unhandled rejection
     // Like any supervisor, it answers its device: a shutdown message stops it; a faulted peer brings it down.
-    this.device
+    this.#managed = this.device
       .manage(
         (signal) => {
           signal.addEventListener("abort", () => void this.stop(), { once: true });
@@ -145,9 +145,10 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
         },
         { grace: Number.POSITIVE_INFINITY },
       )
-      .catch((crash: Crash) => {
-        if (crash.kind !== "shutdown") this.#crash = crash;
-      });
+      .then(
+        () => undefined,
+        (crash: Crash) => crash,
+      );
   }
 
   /** Tasks running now. */
@@ -168,11 +169,14 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
   async<T>(fn: Work<T>, options?: TaskOptions): Task<T> {
     if (this.#stopping !== undefined) throw new SupervisorError("not-running", `task supervisor "${this.name}" has stopped`);
     if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "async() takes a function");
+    const timeout = options?.timeout;
+    if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
+      throw new SupervisorError("invalid-options", `timeout must be ms ≥ 0, not ${String(timeout)}`);
+    }
     if (this.#running.size >= this.#maxChildren) throw new SupervisorError("max-children", `task supervisor "${this.name}" already runs ${this.#maxChildren} tasks`);
     const id = `${this.name}/${++this.#seq}`;
     const device = new Device({ name: id });
     const startedAt = Date.now();
-    const timeout = options?.timeout;
     const result = runManaged(device._board, fn, timeout === undefined ? { grace: this.#grace } : { grace: this.#grace, timeout }, false);
     const task = new Task<T>(id, device, result, this.#brutal);
     this.#running.set(id, task as Task<unknown>);
@@ -284,7 +288,9 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
       const reason = this.device.isConnected ? "stop" : fault === undefined ? "shutdown-request" : fault.kind === "cascade" ? "cascade" : "killed";
       this.device.disconnect();
       this.emit("shutdown", { id: this.name, device: this.device.id, reason, fault, at: Date.now() });
-      this.#settleDone(fault === undefined ? undefined : (this.#crash ?? makeCrash("killed", undefined, fault)));
+      // Brought down by a fault: `done` fails with the Crash its managed run ended with (read, not raced).
+      const crash = fault === undefined ? undefined : await this.#managed;
+      this.#settleDone(fault === undefined ? undefined : (crash ?? makeCrash("killed", undefined, fault)));
     })();
     return this.#stopping;
   }

@@ -233,3 +233,30 @@ describe("calls: regressions found in review", () => {
     await server.stop();
   });
 });
+
+describe("calls: regressions found in the independent review", () => {
+  it("a long queue answered synchronously after an async reply is served without recursion", async () => {
+    let release!: (v: number) => void;
+    const server = serve(new Device(), (n: number) => (n === 0 ? new Promise<number>((r) => (release = r)) : n));
+    const first = server.call(0);
+    const rest = Array.from({ length: 20_000 }, (_, i) => server.call(i + 1));
+    release(0);
+    const replies = await Promise.all([first, ...rest]);
+    expect(replies).toHaveLength(20_001);
+    expect(replies.at(-1)).toBe(20_000);
+    expect(server.isUp).toBe(true);
+    await server.stop();
+  });
+
+  it("ended servers leave no listener on a long-lived signal", async () => {
+    const app = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      const device = new Device();
+      const server = serve(device, (x: unknown) => x, { signal: app.signal });
+      device.disconnect();
+      await server.done;
+    }
+    const { getEventListeners } = (await import("node:events")) as unknown as { getEventListeners: (target: EventTarget, name: string) => unknown[] };
+    expect(getEventListeners(app.signal, "abort")).toHaveLength(0);
+  });
+});

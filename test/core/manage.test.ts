@@ -410,3 +410,22 @@ describe("manage: shutdown grace period (options.grace)", () => {
     await expect(new Device().manage(() => 1, { grace: Number.NaN })).rejects.toMatchObject({ code: "invalid-argument" });
   });
 });
+
+describe("manage: regressions found in the independent review", () => {
+  it("draining a long mailbox is linear (no quadratic shift)", () => {
+    const d = new Device();
+    const line = d.line();
+    for (let i = 0; i < 100_000; i++) line.shutdown(i);
+    let n = 0;
+    while (d.tryReceive() !== undefined) n++;
+    expect(n).toBe(100_000);
+  });
+
+  it("work returning a thenable whose then() throws is a failed run, not a throw from manage()", async () => {
+    const d = new Device();
+    const odd = { then() { throw new Error("bad thenable"); } };
+    const crash = await crashOf(d.manage(() => odd as unknown as Promise<never>));
+    expect(crash.kind).toBe("error");
+    expect(d.isConnected).toBe(false);
+  });
+});

@@ -232,3 +232,19 @@ describe("TaskSupervisor: its own device", () => {
     await tasks.stop();
   });
 });
+
+describe("TaskSupervisor: regressions found in the independent review", () => {
+  it("a faulted peer: done rejects with the cascade's Crash, not a made-up one", async () => {
+    const tasks = new TaskSupervisor();
+    const peer = new Device();
+    tasks.device.link(peer, "peer");
+    peer.disconnect(Fault.error("upstream"));
+    await expect(tasks.done).rejects.toMatchObject({ kind: "cascade", from: peer.id });
+  });
+
+  it("a bad timeout is refused before any task starts", () => {
+    const tasks = new TaskSupervisor();
+    expect(() => tasks.async(() => 1, { timeout: -1 })).toThrow(expect.objectContaining({ code: "invalid-options" }));
+    expect(tasks.size).toBe(0);
+  });
+});

@@ -520,10 +520,11 @@ describe("significant children and auto-shutdown", () => {
 });
 
 describe("restarts never block the API", () => {
-  it("a child whose restart hangs in init: whichChildren answers, terminateChild and stop return", async () => {
+  it("a child whose restart hangs in init: whichChildren answers, terminateChild and stop return (after its grace)", async () => {
     let hang = false;
     const a = {
       id: "a",
+      shutdown: 50,
       init: () => (hang ? new Promise(() => {}) : undefined),
       run: () => new Promise((_, reject) => setTimeout(() => reject(new Error("x")), 0)),
     };
@@ -644,12 +645,13 @@ describe("regressions found in review", () => {
   });
 
   it("rest-for-one: a crash while a later sibling's restart is still in init restarts the whole rest", async () => {
-    let slowInit: (() => void) | undefined;
+    let hang = false;
+    let release: () => void = () => {};
     const a = worker("a");
     const c = worker("c");
     const b: ChildSpec = {
       id: "b",
-      init: () => (slowInit === undefined ? undefined : new Promise<void>((r) => (slowInit = r))),
+      init: () => (hang ? new Promise<void>((r) => (release = r)) : undefined),
       run: (ctx) => new Promise((resolve, reject) => {
         bRuns.push(reject);
         ctx.signal.addEventListener("abort", () => resolve(undefined));
@@ -657,13 +659,14 @@ describe("regressions found in review", () => {
     };
     const bRuns: ((e: Error) => void)[] = [];
     const sup = await started({ strategy: "rest-for-one", intensity: 10, children: [a.spec, b, c.spec] });
-    slowInit = () => {};
+    hang = true;
     bRuns.at(-1)!(new Error("b crashed")); // b's restart now hangs in init
     await flush();
-    a.current.crash(); // a's restart takes over b and c
+    a.current.crash(); // a's restart takes over b and c (b's start is cancelled, given its grace)
     await flush(100);
-    slowInit();
-    await flush(100);
+    hang = false;
+    release(); // b's cancelled init winds down; a's restart then starts a, b, c
+    await flush(200);
     expect(statuses(sup)).toEqual({ a: "running", b: "running", c: "running" });
     await sup.stop();
   });
@@ -725,5 +728,59 @@ describe("regressions found in review", () => {
     const sup = new Supervisor({ children: [] });
     await sup.stop();
     await expect(sup.start()).rejects.toMatchObject({ code: "not-running" });
+  });
+});
+
+describe("regressions found in the independent review", () => {
+  it("an init that stops its own supervisor synchronously: start() and stop() both settle", async () => {
+    let sup!: Supervisor;
+    const a = worker("a");
+    sup = new Supervisor({ children: [a.spec, { id: "b", init: () => (void sup.stop(), 1), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) }] });
+    const started = sup.start().catch((e: unknown) => e);
+    await expect(started).resolves.toMatchObject({ code: "not-running" });
+    await sup.stop();
+    expect(statuses(sup)).toEqual({ a: "stopped", b: "stopped" });
+  });
+
+  it("terminateChild of one member during a one-for-all restart: the rest of the group still comes back", async () => {
+    let hang = false;
+    const b = worker("b");
+    const sup = await started({
+      strategy: "one-for-all",
+      intensity: 10,
+      children: [{ id: "a", shutdown: 20, init: () => (hang ? new Promise(() => {}) : undefined), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) }, b.spec],
+    });
+    hang = true;
+    b.current.crash();
+    await flush(50); // a's restart is now hanging in init
+    await sup.terminateChild("a");
+    await flush(50);
+    expect(statuses(sup)).toEqual({ a: "stopped", b: "running" });
+    await sup.stop();
+  });
+
+  it("stop() while a nested supervisor is starting waits until its children have stopped", async () => {
+    // The grandchild takes 50 ms to wind down after it is asked to stop.
+    const innerDevices: Device[] = [];
+    const inner: ChildSpec = {
+      id: "inner",
+      run: (ctx) => {
+        innerDevices.push(ctx.device);
+        return new Promise((r) => ctx.signal.addEventListener("abort", () => setTimeout(r, 50)));
+      },
+    };
+    const parent = new Supervisor({
+      children: [
+        Supervisor.child("sub", () => ({
+          children: [inner, { id: "slow", init: () => new Promise(() => {}), run: () => new Promise(() => {}), shutdown: "brutal" }],
+        })),
+      ],
+    });
+    const starting = parent.start().catch(() => {});
+    await new Promise((r) => setTimeout(r, 10)); // sub has started "inner" and hangs in "slow"'s init
+    expect(innerDevices).toHaveLength(1);
+    await parent.stop();
+    expect(innerDevices[0]!.isConnected).toBe(false); // no grandchild outlives stop()
+    await starting;
   });
 });
