@@ -40,7 +40,7 @@ export function report(): string {
     const inGroup = rows.filter((r) => r.group === g);
     for (const r of inGroup) {
       const base = r.versus === undefined ? undefined : inGroup.find((x) => x.name === r.versus);
-      const ratio = base === undefined ? "" : `${(r.ns / base.ns).toFixed(1)}× faster`;
+      const ratio = base === undefined ? "" : r.ns >= base.ns ? `${(r.ns / base.ns).toFixed(1)}× faster` : `${(base.ns / r.ns).toFixed(1)}× slower`;
       out.push(`| ${r.name} | ${format(r.ns)} | ${ratio} |`);
     }
     out.push("");

@@ -83,6 +83,8 @@ export class Child implements RunObserver {
   startedAt = 0;
   /** Consecutive restarts, for backoff. */
   backoffLevel = 0;
+  /** The backoff delay of the restart now starting it (undefined for a first start), for the events. */
+  restartDelay: number | undefined = undefined;
   /** Part of a restart decided but not yet carried out: its own exit meanwhile changes nothing. */
   pendingRestart = false;
   /** The restart that owns this child now: an older one that meets it again leaves it alone. */

@@ -24,18 +24,35 @@ export function decideExit(restart: Restart, fault: Fault | undefined): ExitDeci
 }
 
 /**
- * OTP's restart intensity: record a restart at `now` and keep only those
- * at most `period` ms old. More than `intensity` of them means the
- * supervisor must give up. Returns the new history (oldest first).
+ * OTP's restart intensity as a sliding window: `add(now)` records a restart
+ * and says whether there are now more than `intensity` of them at most
+ * `period` ms old (a restart exactly `period` old still counts, as OTP's
+ * add_restart keeps it). Old entries are dropped from a moving head, so a
+ * restart costs O(1) however many the window holds.
  */
-export function addRestart(history: readonly number[], now: number, intensity: number, period: number): { history: number[]; exceeded: boolean } {
-  // The history is oldest first, so the restarts that left the window are a prefix.
-  // A restart exactly `period` old still counts, as in OTP's add_restart.
-  let first = 0;
-  while (first < history.length && now - history[first]! > period) first++;
-  const kept = history.slice(first);
-  kept.push(now);
-  return { history: kept, exceeded: kept.length > intensity };
+export class RestartWindow {
+  #times: number[] = [];
+  #head = 0;
+  constructor(
+    readonly intensity: number,
+    readonly period: number,
+  ) {}
+
+  /** Restarts inside the window now. */
+  get count(): number {
+    return this.#times.length - this.#head;
+  }
+
+  add(now: number): boolean {
+    const times = this.#times;
+    while (this.#head < times.length && now - times[this.#head]! > this.period) this.#head++;
+    times.push(now);
+    if (this.#head > 64 && this.#head * 2 > times.length) {
+      this.#times = times.slice(this.#head); // compact now and then, not at every restart
+      this.#head = 0;
+    }
+    return this.count > this.intensity;
+  }
 }
 
 /** Backoff between restarts: `min`, doubling per consecutive restart up to `max`, plus up to `jitter`×delay more. */

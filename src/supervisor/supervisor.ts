@@ -16,7 +16,7 @@ import { Child, type StartOutcome } from "./child.js";
 import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./child-spec.js";
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
-import { addRestart, type Backoff, backoffDelay, decideExit } from "./restart.js";
+import { type Backoff, backoffDelay, decideExit, RestartWindow } from "./restart.js";
 import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../records.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
@@ -102,8 +102,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Children in start order, and by id. */
   #children: Child[] = [];
   readonly #byId = new Map<string, Child>();
-  /** Times of recent restarts, for the intensity rule. */
-  #history: number[] = [];
+  /** Recent restarts, for the intensity rule. */
+  readonly #window: RestartWindow;
   #status: Status = "idle";
   #shutdown: Promise<void> | undefined;
   readonly #pending = new Set<PendingRestart>();
@@ -130,6 +130,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#strategy = strategy;
     this.#intensity = intensity;
     this.#period = period;
+    this.#window = new RestartWindow(intensity, period);
     this.#autoShutdown = autoShutdown;
     this.#backoff = backoff;
     this.#parallelStop = internals.parallelStop === true;
@@ -449,22 +450,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Start one incarnation and report it; `delay` is set for restarts. */
   async #startOne(child: Child, delay: number | undefined): Promise<StartOutcome> {
-    const outcome = await child.start(this.#onExit, (c, device) => {
-      const at = Date.now();
-      this.emit("child-started", { id: c.id, device, restarts: c.restarts, at });
-      if (delay !== undefined) this.emit("child-restarted", { id: c.id, device, restarts: c.restarts, at, delay });
-    });
+    child.restartDelay = delay;
+    const outcome = await child.start(this.#onExit, this.#onStarted);
     if (outcome.kind === "ignored" && child.spec.restart === "temporary") this.#remove(child); // OTP keeps no ignored temporary child
     return outcome;
   }
 
+  /** Events are built only for listeners: a restart loop nobody watches allocates no payloads. */
+  readonly #onStarted = (child: Child, device: number): void => {
+    const delay = child.restartDelay;
+    if (this.listenerCount("child-started") > 0) this.emit("child-started", { id: child.id, device, restarts: child.restarts, at: Date.now() });
+    if (delay !== undefined && this.listenerCount("child-restarted") > 0) {
+      this.emit("child-restarted", { id: child.id, device, restarts: child.restarts, at: Date.now(), delay });
+    }
+  };
+
   readonly #onExit = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number): void => {
     const at = Date.now();
-    this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
+    if (this.listenerCount("child-exited") > 0) this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
     const record: ExecutionRecord = { id: recordId(), name: child.id, start: at - uptime, duration: uptime, outcome: requested && fault === undefined ? "shutdown" : outcomeOf(fault) };
     if (fault !== undefined) record.fault = fault;
     this.#records.push(record);
-    this.emit("record", record);
+    if (this.listenerCount("record") > 0) this.emit("record", record);
     if (requested) return; // whoever stopped it decides what comes next
     if (this.#status === "starting") {
       this.#deferred.push(() => this.#handleExit(child, fault, uptime));
@@ -493,9 +500,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Count a restart against the intensity; false (and the supervisor fails) when it is one too many. */
   #countRestart(child: Child): boolean {
     const now = Date.now();
-    const { history, exceeded } = addRestart(this.#history, now, this.#intensity, this.#period);
-    this.#history = history;
-    if (!exceeded) return true;
+    if (!this.#window.add(now)) return true;
     this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity: this.#intensity, period: this.#period, at: now });
     const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${this.#intensity} restarts within ${this.#period} ms (last: "${child.id}")`, { childId: child.id });
     void this.#end("intensity-exceeded", error);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addRestart, backoffDelay, decideExit } from "../../src/supervisor/restart.js";
+import { backoffDelay, decideExit, RestartWindow } from "../../src/supervisor/restart.js";
 import { Fault } from "../../src/index.js";
 
 describe("restart decisions (pure)", () => {
@@ -13,21 +13,22 @@ describe("restart decisions (pure)", () => {
   });
 
   it("intensity: more than `intensity` restarts inside the sliding `period` is exceeded", () => {
-    let h: number[] = [];
-    const step = (now: number) => {
-      const r = addRestart(h, now, 2, 1000);
-      h = r.history;
-      return r.exceeded;
-    };
-    expect(step(0)).toBe(false);
-    expect(step(500)).toBe(false);
-    expect(step(999)).toBe(true); // three within 1000 ms
-    h = [];
+    const w = new RestartWindow(2, 1000);
+    expect(w.add(0)).toBe(false);
+    expect(w.add(500)).toBe(false);
+    expect(w.add(999)).toBe(true); // three within 1000 ms
     // A restart exactly `period` old still counts (OTP's add_restart keeps R >= Now - Period).
-    expect([step(0), step(600), step(1000)]).toEqual([false, false, true]);
-    h = [];
-    expect([step(0), step(600), step(1001), step(1600)]).toEqual([false, false, false, true]);
-    expect(h).toEqual([600, 1001, 1600]); // 0 left the window after 1000; 600 is exactly 1000 old at 1600
+    const exact = new RestartWindow(2, 1000);
+    expect([exact.add(0), exact.add(600), exact.add(1000)]).toEqual([false, false, true]);
+    const sliding = new RestartWindow(2, 1000);
+    expect([sliding.add(0), sliding.add(600), sliding.add(1001), sliding.add(1600)]).toEqual([false, false, false, true]);
+    expect(sliding.count).toBe(3); // 0 left the window after 1000; 600 is exactly 1000 old at 1600
+  });
+
+  it("intensity: a long run of restarts keeps only the window (it compacts as it goes)", () => {
+    const w = new RestartWindow(1_000_000, 10);
+    for (let t = 0; t < 100_000; t++) w.add(t);
+    expect(w.count).toBe(11); // the restarts at most 10 ms old
   });
 
   it("backoff: min doubling to max, jitter only upwards", () => {
