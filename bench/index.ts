@@ -42,6 +42,6 @@ if (kills.length > 0) {
 }
 if (memory.length > 0) {
   console.log("### memory (heapUsed after full GC)\n\n| what | bytes |\n|---|---:|");
-  for (const r of memory) console.log(`| ${r.what} (10⁶) | ${r.bytes.toFixed(0)} |`);
-  if (perChild !== undefined) console.log(`| a supervised idle child, all included (10⁴) | ${perChild.toFixed(0)} |`);
+  for (const r of memory) console.log(`| ${r.what} (10⁶) | ${Math.round(r.bytes)} |`);
+  if (perChild !== undefined) console.log(`| a supervised idle child, all included (10⁴) | ${Math.round(perChild)} |`);
 }
