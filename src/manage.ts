@@ -150,6 +150,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
       this.board.sink = null;
       this.deliver(m);
     }
+    if (this.settled) return; // a queued fault ended it: no grace, and no timer left behind
     if (grace !== Number.POSITIVE_INFINITY) this.graceTimer = setTimeout(onGraceOver, grace, this as ManageRun<unknown>);
     this.controller?.abort(crash);
   }

@@ -429,3 +429,29 @@ describe("manage: regressions found in the independent review", () => {
     expect(d.isConnected).toBe(false);
   });
 });
+
+describe("manage: graceful shutdown meets a queued fault", () => {
+  it("a fault that queues behind a deferred shutdown still cascades, and no grace timer is left behind", async () => {
+    vi.useFakeTimers();
+    const d = new Device();
+    const peer = new Device();
+    d.link(peer, "monitor");
+    const run = crashOf(d.manage(() => new Promise(() => {}), { grace: 10_000 }));
+    // m's abort listener runs inside a reaction: the shutdown it sends d is deferred, and the
+    // fault it causes right after lands in d's mailbox before d's shutdown is acted on.
+    const m = new Device();
+    const mPeer = new Device();
+    m.link(mPeer, "monitor");
+    const mRun = m.manage((signal) => {
+      signal.addEventListener("abort", () => {
+        d.line().shutdown(m.id);
+        peer.disconnect(Fault.error("x"));
+      });
+      return new Promise(() => {});
+    });
+    mRun.catch(() => {});
+    mPeer.disconnect(Fault.error("start"));
+    expect(await run).toMatchObject({ kind: "cascade", from: peer.id });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
