@@ -20,7 +20,7 @@ export { CallError, type CallErrorCode } from "./calls/call-error.js";
 export { type CallCallback, type CallTarget, Client, call, cast } from "./calls/client.js";
 export { type Registered, Registry, RegistryError, type RegistryErrorCode, registry } from "./calls/registry.js";
 export { type CallOptions, type Handler, type ServeOptions, Server, type ServerEvents, serve } from "./calls/server.js";
-export type { ExecutionRecord, Outcome } from "./records.js";
+export { type ExecutionRecord, type Outcome, type RunRecordEvents, runRecords } from "./records.js";
 export { type IsolatedOptions, type IsolatedServerOptions, isolated, isolatedServer, serveIsolated } from "./isolation/isolated.js";
 export { WorkerExitError } from "./isolation/worker-error.js";
 export type { WorkerSettings } from "./isolation/worker-handle.js";

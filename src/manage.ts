@@ -14,6 +14,7 @@ import { Fault } from "./fault.js";
 import { LinkError } from "./link-error.js";
 import type { Message } from "./message.js";
 import { disconnect, isClosed, type Plugboard, type Reaction, type RunSink, schedule, take } from "./plugboard.js";
+import { type ExecutionRecord, type Outcome, recordId, recordingRuns, runRecords } from "./records.js";
 
 /** Options of {@link Device.manage} and {@link Device.partManage}. */
 export interface ManageOptions {
@@ -95,11 +96,23 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
   /** A shutdown was requested and the work has `grace` ms to finish: the crash it will end with. */
   stopping: Crash | undefined = undefined;
   fatal: Message | undefined = undefined;
+  /** `Date.now()` at the start when runs are being recorded, else 0 (no clock read). */
+  readonly start: number;
 
   constructor(board: Plugboard, part: boolean, grace: number | undefined) {
     this.board = board;
     this.part = part;
     this.grace = grace;
+    this.start = recordingRuns() ? Date.now() : 0;
+  }
+
+  /** Emit this run's record, if someone listens (and listened when it began). */
+  record(outcome: Outcome): void {
+    if (this.start === 0 || !recordingRuns()) return;
+    const b = this.board;
+    const record: ExecutionRecord = { id: recordId(), name: b.name ?? `device-${b.id}`, start: this.start, duration: Date.now() - this.start, outcome };
+    if (b.fault !== undefined) record.fault = b.fault;
+    runRecords.emit("record", record);
   }
 
   /** The mailbox reader: clean `disconnected` notices are consumed, anything else ends the run. */
@@ -172,6 +185,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (controller !== undefined && !controller.signal.aborted) controller.abort(crash);
     this.reject?.(crash);
     this.notify();
+    this.record(crash.kind); // a Crash kind is an outcome of the same name
   }
 
   /**
@@ -213,6 +227,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (!this.part) disconnect(this.board, undefined);
     this.resolve?.(value);
     this.notify();
+    this.record("ok");
   }
 
   fail(error: unknown): void {
@@ -227,6 +242,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     disconnect(this.board, Fault.error(error));
     this.reject?.(makeCrash("error", undefined, undefined, error));
     this.notify();
+    this.record("error");
   }
 
   /** The work's AbortSignal, created on first use; already aborted if the run has ended or is stopping. */
@@ -347,6 +363,7 @@ function launch<T>(
     run.settled = true;
     run.cleanup();
     disconnect(b, Fault.error(error));
+    run.record("error");
     return endedEarly(makeCrash("error", undefined, undefined, error), observer);
   }
   if (run.settled) {
@@ -358,6 +375,7 @@ function launch<T>(
     run.settled = true;
     run.cleanup();
     if (!part) disconnect(b, undefined);
+    run.record("ok");
     if (observer === undefined) return Promise.resolve(result);
     queueMicrotask(() => observer.ended());
     return undefined;

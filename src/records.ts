@@ -1,3 +1,4 @@
+import { EventEmitter } from "eventemitter3";
 import type { Fault } from "./fault.js";
 
 /** How a run, an execution or a call ended. */
@@ -72,4 +73,27 @@ export class RingBuffer<T> {
     for (let i = 0; i < this.#size; i++) out.push(this.#items[(start + i) % this.capacity] as T);
     return out;
   }
+}
+
+/** Events of {@link runRecords}. */
+export interface RunRecordEvents {
+  record: [record: ExecutionRecord];
+}
+
+/**
+ * Every managed run (`device.manage` / `partManage`, anywhere in the
+ * process) as an {@link ExecutionRecord}, while someone listens: with no
+ * listener, a run pays one check and allocates nothing. `name` is the
+ * device's name (or `device-<id>`).
+ *
+ * @example
+ * ```ts
+ * runRecords.on("record", (r) => log.info({ run: r.name, ms: r.duration, outcome: r.outcome }));
+ * ```
+ */
+export const runRecords: EventEmitter<RunRecordEvents> = new EventEmitter<RunRecordEvents>();
+
+/** @internal True while someone listens to {@link runRecords}. */
+export function recordingRuns(): boolean {
+  return runRecords.listenerCount("record") > 0;
 }

@@ -455,3 +455,35 @@ describe("manage: graceful shutdown meets a queued fault", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+describe("runRecords: every managed run, observed", () => {
+  it("emits a record per managed run while someone listens, with name, timing, outcome and fault", async () => {
+    const { runRecords } = await import("../../src/index.js");
+    const seen: { name: string; outcome: string; fault?: unknown }[] = [];
+    const listener = (r: { name: string; outcome: string; fault?: unknown; duration: number }) => {
+      expect(r.duration).toBeGreaterThanOrEqual(0);
+      seen.push({ name: r.name, outcome: r.outcome, ...(r.fault !== undefined && { fault: r.fault }) });
+    };
+    runRecords.on("record", listener);
+    try {
+      await new Device({ name: "ok" }).manage(async () => 1);
+      await new Device({ name: "sync" }).manage(() => 1);
+      await new Device({ name: "boom" }).manage(async () => Promise.reject(new Error("x"))).catch(() => {});
+      const stopped = new Device({ name: "stopped" });
+      const run = stopped.manage(never).catch(() => {});
+      stopped.line().shutdown(0);
+      await run;
+    } finally {
+      runRecords.off("record", listener);
+    }
+    expect(seen).toEqual([
+      { name: "ok", outcome: "ok" },
+      { name: "sync", outcome: "ok" },
+      { name: "boom", outcome: "error", fault: { kind: "error", error: new Error("x") } },
+      { name: "stopped", outcome: "shutdown" },
+    ]);
+    // Nobody listening: nothing is built.
+    await new Device().manage(() => 1);
+    expect(seen).toHaveLength(4);
+  });
+});
