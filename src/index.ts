@@ -21,7 +21,7 @@ export { type CallCallback, type CallTarget, Client, call, cast } from "./calls/
 export { type Registered, Registry, RegistryError, type RegistryErrorCode, registry } from "./calls/registry.js";
 export { type CallOptions, type Handler, type ServeOptions, Server, type ServerEvents, serve } from "./calls/server.js";
 export { type ExecutionRecord, type Outcome, type RunRecordEvents, runRecords } from "./records.js";
-export { type IsolatedOptions, type IsolatedServerOptions, isolated, isolatedServer, serveIsolated } from "./isolation/isolated.js";
+export { IsolatedServer, type IsolatedOptions, type IsolatedServerOptions, isolated, isolatedServer, serveIsolated } from "./isolation/isolated.js";
 export { WorkerExitError } from "./isolation/worker-error.js";
 export type { WorkerSettings } from "./isolation/worker-handle.js";
 export { type ExecuteOptions, ExecutionError, type ExecutionErrorCode, Executor, type ExecutorEvents, type ExecutorOptions } from "./isolation/executor.js";

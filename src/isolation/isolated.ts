@@ -10,6 +10,7 @@ import { type Pending, Server } from "../calls/server.js";
 import { Device } from "../device.js";
 import type { ChildContext, ChildSpec, Restart, Shutdown } from "../supervisor/child-spec.js";
 import { SupervisorError } from "../supervisor/errors.js";
+import { ExecutionError } from "./executor.js";
 import { rebuildError, type SerializedError } from "./worker-error.js";
 import { endError, moduleSpecifier, WorkerHandle, type WorkerSettings } from "./worker-handle.js";
 
@@ -124,53 +125,152 @@ export function isolated(options: IsolatedOptions): ChildSpec<IsolatedState> {
   };
 }
 
-/** A server whose handler runs in a worker: requests and replies cross by structured clone. */
-class WorkerServer extends Server<unknown, unknown> {
-  readonly #worker: WorkerHandle;
-  readonly #calls = new Map<number, Pending>();
+/** @internal The module a server's workers load; shared by a spec's incarnations, so a deploy outlives restarts. */
+interface ModuleSource {
+  settings: WorkerSettings;
+  version: string | undefined;
+}
+
+type WorkerMessage = { t: string; id?: number; value?: unknown; error?: SerializedError; notCloneable?: boolean };
+
+/**
+ * A server whose handler runs in a worker: requests and replies cross by
+ * structured clone. `deploy` swaps in a new version of the module.
+ */
+export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Res> {
+  readonly #source: ModuleSource;
+  /** The worker new calls go to. */
+  #worker: WorkerHandle;
+  /** Calls in flight, and the worker each was sent to (an old version's, during a deploy). */
+  readonly #calls = new Map<number, { pending: Pending; worker: WorkerHandle }>();
+  /** Workers of earlier versions finishing their calls in flight. */
+  readonly #retiring = new Set<WorkerHandle>();
   #seq = 0;
 
-  constructor(device: Device, settings: WorkerSettings, name: string, signal: AbortSignal | undefined) {
+  /** @internal Use {@link isolatedServer} or {@link serveIsolated}. */
+  constructor(device: Device, source: ModuleSource, name: string, signal: AbortSignal | undefined) {
     super(device, signal === undefined ? { name } : { name, signal });
-    this.#worker = new WorkerHandle(
-      settings,
-      (m: { t: string; id?: number; value?: unknown; error?: SerializedError; notCloneable?: boolean }) => this.#onMessage(m),
-      (end) => {
-        // The worker died (crash, exit, out of memory): the server's device goes down with that error.
-        device.disconnect({ kind: "error", error: endError(end) ?? new Error("the server's worker exited") });
-      },
-    );
-    killWhenDown(device, this.#worker);
-    this.#worker.send({ t: "init", module: moduleSpecifier(settings.module), export: settings.export ?? "default", mode: "call", id: name, args: [] });
+    this.#source = source;
+    this.#worker = this.#spawn(source.settings, (m) => this.#onMessage(m));
+  }
+
+  /** The version label new calls run on. */
+  get version(): string | undefined {
+    return this.#source.version;
+  }
+
+  /**
+   * Run a new version of the handler module: a new worker loads it, and once
+   * it is ready new calls go to it while calls in flight finish on the old
+   * worker, which is then ended. If the new module cannot be loaded, the
+   * old version keeps serving and this rejects with `ExecutionError`
+   * `spawn-failed`. Later restarts of the child use the new version too.
+   *
+   * @example
+   * ```ts
+   * const billing = registry.lookup("billing") as IsolatedServer;
+   * await billing.deploy("./billing-v2.mjs", { version: "2" });
+   * ```
+   */
+  deploy(module: string | URL, options: { export?: string; version?: string } = {}): Promise<void> {
+    if (!this.isUp) return Promise.reject(new CallError("server-down", `server "${this.name}" is down: nothing to deploy to`));
+    const settings: WorkerSettings = { ...this.#source.settings, module, ...(options.export !== undefined && { export: options.export }) };
+    return new Promise<void>((resolve, reject) => {
+      const next = this.#spawn(settings, (m) => {
+        if (m.t === "ready") {
+          // Switch: new calls go to the new worker; the old one retires once its calls are answered.
+          const old = this.#worker;
+          this.#worker = next;
+          this.#source.settings = settings;
+          this.#source.version = options.version;
+          this.#retire(old);
+          resolve();
+        } else if (m.t === "fatal") {
+          next.kill();
+          reject(new ExecutionError("spawn-failed", `server "${this.name}" could not load ${String(module)}: ${m.error!.message}`, rebuildError(m.error!)));
+        } else this.#onMessage(m, next);
+      }, reject);
+    });
   }
 
   protected override handle(pending: Pending): void {
     const id = ++this.#seq;
+    const worker = this.#worker;
     try {
-      this.#worker.send({ t: "call", id, args: [pending.request] });
+      worker.send({ t: "call", id, args: [pending.request] });
     } catch (error) {
       this.refuse(pending, new CallError("not-cloneable", `the request to "${this.name}" cannot be cloned into its worker`, { cause: error }));
       return;
     }
-    this.#calls.set(id, pending);
+    this.#calls.set(id, { pending, worker });
   }
 
-  #onMessage(m: { t: string; id?: number; value?: unknown; error?: SerializedError; notCloneable?: boolean }): void {
+  /** A worker for `settings`, ended with the server's device; `onStartFailure` hears a worker that dies before it is ready. */
+  #spawn(settings: WorkerSettings, onMessage: (m: WorkerMessage) => void, onStartFailure?: (error: Error) => void): WorkerHandle {
+    let ready = false;
+    const worker = new WorkerHandle(
+      settings,
+      (m: WorkerMessage) => {
+        if (m.t === "ready") ready = true;
+        onMessage(m);
+      },
+      (end) => {
+        const error = endError(end) ?? new Error("the server's worker exited");
+        if (!ready && onStartFailure !== undefined) onStartFailure(new ExecutionError("spawn-failed", `server "${this.name}": the new worker died while loading`, error));
+        else this.#onWorkerEnd(worker, error);
+      },
+    );
+    killWhenDown(this.device, worker);
+    worker.send({ t: "init", module: moduleSpecifier(settings.module), export: settings.export ?? "default", mode: "call", id: this.name, args: [] });
+    return worker;
+  }
+
+  #onWorkerEnd(worker: WorkerHandle, error: Error): void {
+    if (worker === this.#worker) {
+      // The serving worker died (crash, exit, out of memory): the server's device goes down with that error.
+      this.device.disconnect({ kind: "error", error });
+      return;
+    }
+    // A retiring worker died with calls still on it: those calls fail; the server goes on with the new version.
+    this.#retiring.delete(worker);
+    for (const [id, call] of this.#calls) {
+      if (call.worker !== worker) continue;
+      this.#calls.delete(id);
+      this.refuse(call.pending, new CallError("server-down", `the worker of "${this.name}"'s previous version died during a deploy`, { fault: { kind: "error", error }, cause: error }));
+    }
+  }
+
+  #retire(worker: WorkerHandle): void {
+    this.#retiring.add(worker);
+    this.#reapIfIdle(worker);
+  }
+
+  #reapIfIdle(worker: WorkerHandle): void {
+    if (!this.#retiring.has(worker)) return;
+    for (const call of this.#calls.values()) if (call.worker === worker) return;
+    this.#retiring.delete(worker);
+    worker.kill();
+  }
+
+  #onMessage(m: WorkerMessage, from: WorkerHandle = this.#worker): void {
     if (m.t === "fatal") {
       this.device.disconnect({ kind: "error", error: rebuildError(m.error!) });
       return;
     }
-    const pending = m.id === undefined ? undefined : this.#calls.get(m.id);
-    if (pending === undefined) return;
+    const call = m.id === undefined ? undefined : this.#calls.get(m.id);
+    if (call === undefined) return;
     this.#calls.delete(m.id!);
+    const { pending } = call;
     if (m.t === "ok") this.reply(pending, m.value);
     else if (m.notCloneable === true) this.refuse(pending, new CallError("not-cloneable", `the reply of "${this.name}" cannot be cloned out of its worker`, { cause: rebuildError(m.error!) }));
     else if (m.t === "err") this.fail(pending, rebuildError(m.error!));
+    if (from !== this.#worker) this.#reapIfIdle(from);
   }
 
   protected override onDown(error: CallError): void {
-    for (const pending of this.#calls.values()) this.rejectInFlight(pending, error);
+    for (const call of this.#calls.values()) this.rejectInFlight(call.pending, error);
     this.#calls.clear();
+    this.#retiring.clear();
   }
 }
 
@@ -182,6 +282,8 @@ export interface IsolatedServerOptions extends WorkerSettings {
   registry?: Registry;
   restart?: Restart;
   shutdown?: Shutdown;
+  /** A label of the handler module's version (see {@link IsolatedServer.deploy}). */
+  version?: string;
 }
 
 /**
@@ -196,13 +298,14 @@ export interface IsolatedServerOptions extends WorkerSettings {
  * ```
  */
 export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> {
-  const { id, register, registry = defaultRegistry, restart, shutdown, ...settings } = options;
+  const { id, register, registry = defaultRegistry, restart, shutdown, version, ...settings } = options;
+  const source: ModuleSource = { settings, version }; // a deploy updates it, so restarts load the deployed version
   return {
     id,
     ...(restart !== undefined && { restart }),
     ...(shutdown !== undefined && { shutdown }),
     run(ctx) {
-      const server = new WorkerServer(ctx.device, settings, register ?? id, ctx.signal);
+      const server = new IsolatedServer(ctx.device, source, register ?? id, ctx.signal);
       if (register !== undefined) registry.register(register, server);
       return server.done;
     },
@@ -219,8 +322,9 @@ export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> 
  * ```
  */
 export function serveIsolated<Req = unknown, Res = unknown>(
-  settings: WorkerSettings & { name?: string },
+  settings: WorkerSettings & { name?: string; version?: string },
   device: Device = new Device({ name: settings.name ?? "isolated-server" }),
-): Server<Req, Res> {
-  return new WorkerServer(device, settings, settings.name ?? device.name ?? `server-${device.id}`, undefined) as Server<unknown, unknown> as Server<Req, Res>;
+): IsolatedServer<Req, Res> {
+  const { name, version, ...worker } = settings;
+  return new IsolatedServer<Req, Res>(device, { settings: worker, version }, name ?? device.name ?? `server-${device.id}`, undefined);
 }

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CallError, Client, call, Fault, isolated, isolatedServer, Registry, StartError, type SupervisorEvents, Supervisor, serveIsolated, WorkerExitError } from "../../src/index.js";
+import { CallError, Client, call, Fault, IsolatedServer, isolated, isolatedServer, Registry, StartError, type SupervisorEvents, Supervisor, serveIsolated, WorkerExitError } from "../../src/index.js";
 
 const child = fileURLToPath(new URL("../fixtures/child.mjs", import.meta.url));
 const echo = fileURLToPath(new URL("../fixtures/echo-server.mjs", import.meta.url));
@@ -178,5 +178,42 @@ describe.each(["thread", "process"] as const)("isolated servers (%s)", (via) => 
     await sup.stop();
     expect(await exited).toMatchObject({ fault: Fault.killed, requested: true });
     expect(await stuck).toBe("server-down");
+  });
+});
+
+describe("isolated servers: hot deploy", () => {
+  const v1 = fileURLToPath(new URL("../fixtures/server-v1.mjs", import.meta.url));
+  const v2 = fileURLToPath(new URL("../fixtures/server-v2.mjs", import.meta.url));
+
+  it("new calls use the new version; a call in flight finishes on the old one", async () => {
+    const server = serveIsolated<string, string>({ module: v1, version: "1" });
+    await expect(server.call("hi")).resolves.toBe("v1");
+    const inFlight = server.call("slow");
+    await server.deploy(v2, { version: "2" });
+    expect(server.version).toBe("2");
+    await expect(server.call("hi")).resolves.toBe("v2");
+    await expect(inFlight).resolves.toBe("v1");
+    await server.stop();
+  });
+
+  it("a deploy whose module cannot be loaded is refused, and the old version keeps serving", async () => {
+    const server = serveIsolated<string, string>({ module: v1 });
+    await server.call("warm");
+    await expect(server.deploy("./test/fixtures/missing-v3.mjs")).rejects.toMatchObject({ name: "ExecutionError", code: "spawn-failed" });
+    await expect(server.call("hi")).resolves.toBe("v1");
+    expect(server.isUp).toBe(true);
+    await server.stop();
+  });
+
+  it("under a supervisor, a restart after a deploy loads the deployed version", async () => {
+    const registry = new Registry();
+    const sup = new Supervisor({ children: [isolatedServer({ id: "s", module: v1, register: "s", registry })] });
+    await sup.start();
+    await (registry.lookup("s") as IsolatedServer).deploy(v2, { version: "2" });
+    const restarted = nextEvent(sup, "child-restarted");
+    await expect(call("s", "crash", { registry })).rejects.toMatchObject({ code: "server-down" });
+    await restarted;
+    await expect(call("s", "hi", { registry })).resolves.toBe("v2");
+    await sup.stop();
   });
 });
