@@ -18,6 +18,13 @@ export function rebuildError(e: SerializedError): Error {
 /**
  * A worker thread or child process ended without finishing its work:
  * `process.exit(code)` or a kill signal. `exitCode`/`signal` say which.
+ *
+ * @example
+ * ```ts
+ * sup.on("child-exited", ({ fault }) => {
+ *   if (fault?.kind === "error" && fault.error instanceof WorkerExitError) console.log("exit code", fault.error.exitCode);
+ * });
+ * ```
  */
 export class WorkerExitError extends Error {
   readonly exitCode: number | null;

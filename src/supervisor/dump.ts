@@ -47,7 +47,14 @@ function nodeOf(child: Child): TreeNode {
   return { ...base, kind: info.type === "supervisor" ? "supervisor" : "worker", children: [] };
 }
 
-/** A fault in a few words: `error: connection reset`, `cascade from #12`, `killed`. */
+/**
+ * A fault in a few words: `error: connection reset`, `cascade from #12`, `killed`.
+ *
+ * @example
+ * ```ts
+ * sup.on("child-exited", (e) => console.log(`${e.id}: ${describeFault(e.fault)}`)); // "db: error: connection reset"
+ * ```
+ */
 export function describeFault(fault: Fault | undefined): string {
   if (fault === undefined) return "clean";
   switch (fault.kind) {

@@ -175,3 +175,16 @@ describe("Executor: regressions found in review", () => {
     expect(e.workers).toBe(0);
   });
 });
+
+describe("Executor: idle reaping", () => {
+  it("a worker idle for idleTimeout is ended, and the next call starts a new one", async () => {
+    const pid = executor<[], string>({ module: math, export: "pid", size: 1, idleTimeout: 30 });
+    const first = await pid.execute([]);
+    expect(pid.workers).toBe(1);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(pid.workers).toBe(0);
+    const second = await pid.execute([]);
+    expect(second).toMatch(/:1$/); // a fresh worker: its call count starts again
+    expect(first).toMatch(/:1$/);
+  });
+});
