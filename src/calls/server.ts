@@ -34,7 +34,7 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
-/** @internal One call or cast waiting for its reply. */
+/** One call or cast waiting for its reply: what a transport (a `Server` subclass) handles. */
 export class Pending {
   settled = false;
   /** The caller gave up waiting (its timeout): the record says so. */
