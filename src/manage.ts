@@ -292,17 +292,16 @@ function queuedFatal(b: Plugboard): Message | undefined {
   }
 }
 
-/**
- * @internal Shared by `manage` (part = false) and `partManage` (part = true).
- * With `lazy`, the work is given a {@link SignalSource} instead of a signal,
- * so a signal is only made if it reads one (supervised children's `ctx.signal`).
- */
-export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean, lazy = false, adopt?: AbortController): Promise<T> {
-  return launch(b, work, options, part, lazy, adopt, undefined)!;
+/** @internal Shared by `manage` (part = false) and `partManage` (part = true). */
+export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean): Promise<T> {
+  return launch(b, work, options, part, false, undefined, undefined)!;
 }
 
 /**
- * @internal `manage` for supervised children: no result promise is made (it
+ * @internal `manage` for supervised children: the work is given a
+ * {@link SignalSource} instead of a signal (so a signal is only made if it
+ * reads `ctx.signal`), a signal handed out during init is adopted, and no
+ * result promise is made (it
  * would cost memory per child and a handler to keep it from going
  * unhandled); `observer.ended()` is called on a microtask once the run has
  * settled. The outcome is the device's fault.

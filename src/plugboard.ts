@@ -132,14 +132,6 @@ function removePeer(peers: Peers, b: Plugboard): Peers {
   return peers;
 }
 
-export function hasPeer(peers: Peers, b: Plugboard): boolean {
-  return peers === b || (peers instanceof Set && peers.has(b));
-}
-
-export function peerCount(peers: Peers): number {
-  return peers === null ? 0 : peers instanceof Set ? peers.size : 1;
-}
-
 // ---------------------------------------------------------------- links
 
 /** `watcher` hears when `target` disconnects. */
@@ -233,10 +225,6 @@ export function take(b: Plugboard): Message | undefined {
   items[inbox.head++] = undefined as unknown as Message; // let it be collected
   if (inbox.head === items.length) b.inbox = null;
   return message;
-}
-
-export function hasQueued(b: Plugboard): boolean {
-  return b.inbox !== null;
 }
 
 // ---------------------------------------------------------------- disconnect

@@ -50,20 +50,25 @@ class WatchRun<T> implements RunSink {
   }
 }
 
+/** `work` will not be waited for: its rejection, if it comes, is dropped rather than left unhandled. */
+function abandon(work: PromiseLike<unknown>): void {
+  Promise.resolve(work).then(undefined, () => {});
+}
+
 /** @internal */
 export function runWatch<T>(b: Plugboard, work: PromiseLike<T>): Promise<Watched<T>> {
   const queued = take(b);
   if (queued !== undefined) {
     // The message was there first; the promise is not waited for, and its rejection is not left unhandled.
-    Promise.resolve(work).then(undefined, () => {});
+    abandon(work);
     return Promise.resolve({ kind: "messaged", message: queued });
   }
   if (isClosed(b)) {
-    Promise.resolve(work).then(undefined, () => {});
+    abandon(work);
     return Promise.reject(new LinkError("device-down", `device ${b.id} has disconnected and cannot be watched`));
   }
   if (b.sink !== null) {
-    Promise.resolve(work).then(undefined, () => {});
+    abandon(work);
     return Promise.reject(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`));
   }
   return new Promise<Watched<T>>((resolve, reject) => {

@@ -4,6 +4,7 @@
  * period). The supervisor decides *whether* to start or stop; this file
  * knows *how*.
  */
+import { makeCrash } from "../crash.js";
 import { Device } from "../device.js";
 import { Fault } from "../fault.js";
 import { observeManaged, type RunObserver, type SignalSource } from "../manage.js";
@@ -169,33 +170,32 @@ export class Child implements RunObserver {
     this.#requested = false;
     this.#stopSent = false;
 
+    // Only children with an init come here (start() runs the others at once).
+    const cancelled = new Promise<typeof CANCEL>((resolve) => {
+      this.#cancel = () => resolve(CANCEL);
+    });
+    // A synchronous throw from init is a failed start like a rejection.
+    const initializing = new Promise((resolve) => resolve(spec.init!(ctx)));
     let state: unknown;
-    if (spec.init !== undefined) {
-      const cancelled = new Promise<typeof CANCEL>((resolve) => {
-        this.#cancel = () => resolve(CANCEL);
-      });
-      // A synchronous throw from init is a failed start like a rejection.
-      const initializing = new Promise((resolve) => resolve(spec.init!(ctx)));
-      try {
-        state = await Promise.race([initializing, cancelled]);
-      } catch (error) {
-        this.#cancel = undefined;
-        this.#notStarted(Fault.error(error));
-        return { kind: "failed", error };
-      }
+    try {
+      state = await Promise.race([initializing, cancelled]);
+    } catch (error) {
       this.#cancel = undefined;
-      if (state === CANCEL) {
-        // Stopped while starting: like a run, the start is told (its signal aborts) and given its
-        // shutdown grace to wind down — a nested supervisor stops its own children — then abandoned.
-        ctx.controller?.abort(new Error("start cancelled"));
-        await settledWithin(initializing, graceOf(spec.shutdown));
-        this.#notStarted(undefined);
-        return CANCELLED;
-      }
-      if (state === IGNORE) {
-        this.#notStarted(undefined);
-        return IGNORED;
-      }
+      this.#notStarted(Fault.error(error));
+      return { kind: "failed", error };
+    }
+    this.#cancel = undefined;
+    if (state === CANCEL) {
+      // Stopped while starting: like a run, the start is told (its signal aborts) and given its
+      // shutdown grace to wind down — a nested supervisor stops its own children — then abandoned.
+      ctx.controller?.abort(makeCrash("shutdown", device.id));
+      await settledWithin(initializing, graceOf(spec.shutdown));
+      this.#notStarted(undefined);
+      return CANCELLED;
+    }
+    if (state === IGNORE) {
+      this.#notStarted(undefined);
+      return IGNORED;
     }
 
     this.#run(device, ctx, state, onExit, onStarted);

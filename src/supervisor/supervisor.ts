@@ -93,8 +93,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly name: string;
 
   readonly #strategy: Strategy;
-  readonly #intensity: number;
-  readonly #period: number;
   readonly #autoShutdown: AutoShutdown;
   readonly #backoff: Backoff | undefined;
   readonly #parallelStop: boolean;
@@ -128,8 +126,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (!Array.isArray(children)) throw badOption("children must be an array of child specs");
     if (name !== undefined && typeof name !== "string") throw badOption("name must be a string");
     this.#strategy = strategy;
-    this.#intensity = intensity;
-    this.#period = period;
     this.#window = new RestartWindow(intensity, period);
     this.#autoShutdown = autoShutdown;
     this.#backoff = backoff;
@@ -491,7 +487,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     const backoff = this.#backoff;
-    if (backoff !== undefined && uptime >= (backoff.reset ?? this.#period)) child.backoffLevel = 0;
+    if (backoff !== undefined && uptime >= (backoff.reset ?? this.#window.period)) child.backoffLevel = 0;
     if (!this.#countRestart(child)) return;
     // A bug in a restart must end the supervisor with a fault, never escape as an unhandled rejection.
     this.#restart(child, this.#groupOf(child)).catch((error: unknown) => void this.#end("crashed", error));
@@ -501,8 +497,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #countRestart(child: Child): boolean {
     const now = Date.now();
     if (!this.#window.add(now)) return true;
-    this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity: this.#intensity, period: this.#period, at: now });
-    const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${this.#intensity} restarts within ${this.#period} ms (last: "${child.id}")`, { childId: child.id });
+    const { intensity, period } = this.#window;
+    this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity, period, at: now });
+    const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${intensity} restarts within ${period} ms (last: "${child.id}")`, { childId: child.id });
     void this.#end("intensity-exceeded", error);
     return false;
   }
