@@ -1,4 +1,5 @@
-import type { Fault } from "../fault.js";
+import { BackplaneError } from "../core/error.js";
+import type { Fault } from "../core/fault.js";
 
 /**
  * Why a call failed.
@@ -22,13 +23,11 @@ export type CallErrorCode = "server-down" | "timeout" | "not-cloneable" | "unkno
  * catch (e) { if (e instanceof CallError && e.code === "server-down") console.log("billing died:", e.fault); }
  * ```
  */
-export class CallError extends Error {
-  readonly code: CallErrorCode;
+export class CallError extends BackplaneError<CallErrorCode> {
   /** `server-down`: how the server ended. */
   readonly fault: Fault | undefined;
   constructor(code: CallErrorCode, message: string, options?: { fault?: Fault | undefined; cause?: unknown }) {
-    super(message, options !== undefined && "cause" in options ? { cause: options.cause } : undefined);
-    this.code = code;
+    super(code, message, options?.cause);
     this.fault = options?.fault;
   }
 }

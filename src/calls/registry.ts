@@ -2,7 +2,8 @@
  * Unique names for servers and devices (Erlang's `register`/`whereis`).
  * A name is freed the moment its device disconnects.
  */
-import { Device } from "../device.js";
+import { Device } from "../core/device.js";
+import { BackplaneError } from "../core/error.js";
 import { CallError } from "./call-error.js";
 import { Server } from "./server.js";
 
@@ -26,13 +27,7 @@ export type RegistryErrorCode = "already-registered" | "device-down" | "invalid-
  * catch (e) { if (e instanceof RegistryError && e.code === "already-registered") … }
  * ```
  */
-export class RegistryError extends Error {
-  readonly code: RegistryErrorCode;
-  constructor(code: RegistryErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+export class RegistryError extends BackplaneError<RegistryErrorCode> {}
 RegistryError.prototype.name = "RegistryError";
 
 function deviceOf(target: Registered): Device {

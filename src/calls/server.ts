@@ -5,9 +5,9 @@
  * its timeout.
  */
 import { EventEmitter } from "eventemitter3";
-import { Device } from "../device.js";
-import type { Fault } from "../fault.js";
-import { type ExecutionRecord, recordId } from "../records.js";
+import { Device } from "../core/device.js";
+import type { Fault } from "../core/fault.js";
+import { type ExecutionRecord, recordId } from "../core/records.js";
 import { CallError } from "./call-error.js";
 
 /** Options of one call. */

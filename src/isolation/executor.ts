@@ -4,9 +4,10 @@
  * terminates the worker — never touches another call. `deploy` swaps the
  * module for new calls while calls in flight finish on the old version.
  */
+import { BackplaneError } from "../core/error.js";
 import { availableParallelism } from "node:os";
 import { EventEmitter } from "eventemitter3";
-import { type ExecutionRecord, type Outcome, recordId } from "../records.js";
+import { type ExecutionRecord, type Outcome, recordId } from "../core/records.js";
 import { rebuildError, type SerializedError } from "./worker-error.js";
 import { endError, moduleSpecifier, WorkerHandle, type WorkerSettings } from "./worker-handle.js";
 
@@ -31,13 +32,7 @@ export type ExecutionErrorCode = "error" | "crashed" | "timeout" | "spawn-failed
  * catch (e) { if (e instanceof ExecutionError && e.code === "timeout") console.warn("gave up on", file); }
  * ```
  */
-export class ExecutionError extends Error {
-  readonly code: ExecutionErrorCode;
-  constructor(code: ExecutionErrorCode, message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.code = code;
-  }
-}
+export class ExecutionError extends BackplaneError<ExecutionErrorCode> {}
 ExecutionError.prototype.name = "ExecutionError";
 
 /** Options of an {@link Executor}. */

@@ -7,7 +7,7 @@
 import { CallError } from "../calls/call-error.js";
 import { type Registry, registry as defaultRegistry } from "../calls/registry.js";
 import { type Pending, Server } from "../calls/server.js";
-import { Device } from "../device.js";
+import { Device } from "../core/device.js";
 import type { ChildContext, ChildSpec, Restart, Shutdown } from "../supervisor/child-spec.js";
 import { SupervisorError } from "../supervisor/errors.js";
 import { ExecutionError } from "./executor.js";

@@ -2,9 +2,9 @@
  * What a supervised child is, as a plain value: the spec, its context, and
  * the validation that turns user input into a spec the supervisor can trust.
  */
-import type { Device } from "../device.js";
-import type { DeviceId } from "../device-id.js";
-import type { Fault } from "../fault.js";
+import type { Device } from "../core/device.js";
+import type { DeviceId } from "../core/device-id.js";
+import type { Fault } from "../core/fault.js";
 import { SupervisorError } from "./errors.js";
 
 /** How a supervisor reacts to one child's restart: only it, all of them, or it and those started after it. */

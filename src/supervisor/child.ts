@@ -4,10 +4,10 @@
  * period). The supervisor decides *whether* to start or stop; this file
  * knows *how*.
  */
-import { makeCrash } from "../crash.js";
-import { Device } from "../device.js";
-import { Fault } from "../fault.js";
-import { observeManaged, type RunObserver, type SignalSource } from "../manage.js";
+import { makeCrash } from "../core/crash.js";
+import { Device } from "../core/device.js";
+import { Fault } from "../core/fault.js";
+import { observeManaged, type RunObserver, type SignalSource } from "../core/manage.js";
 import { type ChildContext, type ChildInfo, graceOf, IGNORE, type NormalizedSpec } from "./child-spec.js";
 
 /** How a start ended. */

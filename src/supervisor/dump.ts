@@ -3,7 +3,7 @@
  * logs, Mermaid for docs. Nested supervisors (and task supervisors) are
  * walked through the state their `init` returned.
  */
-import type { Fault } from "../fault.js";
+import type { Fault } from "../core/fault.js";
 import type { Child } from "./child.js";
 import { Supervisor } from "./supervisor.js";
 import { TaskSupervisor } from "./task.js";

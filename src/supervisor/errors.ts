@@ -1,3 +1,5 @@
+import { BackplaneError } from "../core/error.js";
+
 /**
  * Why a supervisor refused or ended.
  *
@@ -33,13 +35,11 @@ export type SupervisorErrorCode =
  * catch (e) { if (e instanceof SupervisorError && e.code === "already-present") await sup.restartChild(spec.id); }
  * ```
  */
-export class SupervisorError extends Error {
-  readonly code: SupervisorErrorCode;
+export class SupervisorError extends BackplaneError<SupervisorErrorCode> {
   /** The child concerned, when there is one. */
   readonly childId: string | undefined;
   constructor(code: SupervisorErrorCode, message: string, options?: { cause?: unknown; childId?: string }) {
-    super(message, options !== undefined && "cause" in options ? { cause: options.cause } : undefined);
-    this.code = code;
+    super(code, message, options?.cause);
     this.childId = options?.childId;
   }
 }

@@ -1,6 +1,6 @@
-import type { DeviceId } from "../device-id.js";
-import type { Fault } from "../fault.js";
-import type { ExecutionRecord } from "../records.js";
+import type { DeviceId } from "../core/device-id.js";
+import type { Fault } from "../core/fault.js";
+import type { ExecutionRecord } from "../core/records.js";
 
 /** A child's run began (first start, restart, or `startChild`/`restartChild`). */
 export interface ChildStartedEvent {

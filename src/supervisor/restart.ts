@@ -1,7 +1,7 @@
 /**
  * The restart rules as pure functions: state in, decision out.
  */
-import type { Fault } from "../fault.js";
+import type { Fault } from "../core/fault.js";
 import type { Restart } from "./child-spec.js";
 
 /** What happens to a child that ended on its own. */

@@ -9,15 +9,15 @@
  * `stop` (they cancel what is in flight instead of queueing behind it).
  */
 import { EventEmitter } from "eventemitter3";
-import type { Crash } from "../crash.js";
-import { Device } from "../device.js";
-import { Fault } from "../fault.js";
+import type { Crash } from "../core/crash.js";
+import { Device } from "../core/device.js";
+import { Fault } from "../core/fault.js";
 import { Child, type StartOutcome } from "./child.js";
 import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./child-spec.js";
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
 import { type Backoff, backoffDelay, decideExit, RestartWindow } from "./restart.js";
-import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../records.js";
+import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
 

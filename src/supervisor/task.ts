@@ -5,11 +5,11 @@
  */
 import { EventEmitter } from "eventemitter3";
 import PQueue from "p-queue";
-import { Crash, makeCrash } from "../crash.js";
-import { Device } from "../device.js";
-import { Fault } from "../fault.js";
-import { runManaged, type Work } from "../manage.js";
-import { type ExecutionRecord, outcomeOf, recordId } from "../records.js";
+import { Crash, makeCrash } from "../core/crash.js";
+import { Device } from "../core/device.js";
+import { Fault } from "../core/fault.js";
+import { runManaged, type Work } from "../core/manage.js";
+import { type ExecutionRecord, outcomeOf, recordId } from "../core/records.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf } from "./child-spec.js";
 import { SupervisorError } from "./errors.js";

@@ -1,3 +1,5 @@
+import { BackplaneError } from "./error.js";
+
 /**
  * Why a core operation was refused.
  *
@@ -19,11 +21,5 @@ export type LinkErrorCode = "self-link" | "device-down" | "busy" | "invalid-argu
  * catch (e) { if (e instanceof LinkError && e.code === "self-link") … }
  * ```
  */
-export class LinkError extends Error {
-  readonly code: LinkErrorCode;
-  constructor(code: LinkErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+export class LinkError extends BackplaneError<LinkErrorCode> {}
 LinkError.prototype.name = "LinkError";

@@ -1,0 +1,2 @@
+// Entry of backplane/cluster: being built in this session (replaced by its real exports before landing).
+export {};
