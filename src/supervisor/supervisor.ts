@@ -8,7 +8,7 @@
  * start or a restart loop never blocks `whichChildren`, `terminateChild` or
  * `stop` (they cancel what is in flight instead of queueing behind it).
  */
-import { EventEmitter } from "eventemitter3";
+import { Emitter } from "../core/emitter.js";
 import type { Crash } from "../core/crash.js";
 import { Device } from "../core/device.js";
 import { Fault } from "../core/fault.js";
@@ -85,7 +85,7 @@ interface PendingRestart {
  * await sup.stop();
  * ```
  */
-export class Supervisor extends EventEmitter<SupervisorEvents> {
+export class Supervisor extends Emitter<SupervisorEvents> {
   /** The supervisor's own device: link to it, or send it a shutdown, like any other. */
   readonly device: Device;
   /** Resolves on a normal stop; rejects with the fault's error when the supervisor fails. Never left unhandled. */
@@ -455,19 +455,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Events are built only for listeners: a restart loop nobody watches allocates no payloads. */
   readonly #onStarted = (child: Child, device: number): void => {
     const delay = child.restartDelay;
-    if (this.listenerCount("child-started") > 0) this.emit("child-started", { id: child.id, device, restarts: child.restarts, at: Date.now() });
-    if (delay !== undefined && this.listenerCount("child-restarted") > 0) {
+    if (this.wants("child-started")) this.emit("child-started", { id: child.id, device, restarts: child.restarts, at: Date.now() });
+    if (delay !== undefined && this.wants("child-restarted")) {
       this.emit("child-restarted", { id: child.id, device, restarts: child.restarts, at: Date.now(), delay });
     }
   };
 
   readonly #onExit = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number): void => {
     const at = Date.now();
-    if (this.listenerCount("child-exited") > 0) this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
+    if (this.wants("child-exited")) this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
     const record: ExecutionRecord = { id: recordId(), name: child.id, start: at - uptime, duration: uptime, outcome: requested && fault === undefined ? "shutdown" : outcomeOf(fault) };
     if (fault !== undefined) record.fault = fault;
     this.#records.push(record);
-    if (this.listenerCount("record") > 0) this.emit("record", record);
+    if (this.wants("record")) this.emit("record", record);
     if (requested) return; // whoever stopped it decides what comes next
     if (this.#status === "starting") {
       this.#deferred.push(() => this.#handleExit(child, fault, uptime));

@@ -3,7 +3,7 @@
  * restarted; `async` for one, `asyncStream` for many with bounded concurrency
  * (on p-queue).
  */
-import { EventEmitter } from "eventemitter3";
+import { Emitter } from "../core/emitter.js";
 import PQueue from "p-queue";
 import { Crash, makeCrash } from "../core/crash.js";
 import { Device } from "../core/device.js";
@@ -102,7 +102,7 @@ export class Task<T> implements PromiseLike<T> {
  * await tasks.stop();
  * ```
  */
-export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
+export class TaskSupervisor extends Emitter<SupervisorEvents> {
   readonly device: Device;
   readonly name: string;
   /** Resolves once stopped. */
@@ -187,7 +187,7 @@ export class TaskSupervisor extends EventEmitter<SupervisorEvents> {
       const fault = device.fault;
       const requested = this.#stopping !== undefined;
       this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
-      if (this.listenerCount("record") > 0) {
+      if (this.wants("record")) {
         const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome };
         if (fault !== undefined) record.fault = fault;
         this.emit("record", record);

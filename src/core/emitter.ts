@@ -1,0 +1,94 @@
+/**
+ * The event emitter every backplane class that has events extends: typed
+ * events (eventemitter3), listeners that cannot hurt the emitter, and every
+ * event also published on a `node:diagnostics_channel` channel.
+ *
+ * A listener is the user's code: when it throws, the throw is reported as a
+ * process warning and the remaining listeners still run — the library's own
+ * state (a restart in progress, a stop) is never cut short by it.
+ */
+import { channel } from "node:diagnostics_channel";
+import { EventEmitter } from "eventemitter3";
+
+/** What a backplane diagnostics channel carries: who emitted, which event, and its payload. */
+export interface ChannelMessage {
+  /** The emitter: a Supervisor, DynamicSupervisor, TaskSupervisor, Executor or Server. */
+  readonly source: object;
+  readonly event: string;
+  readonly payload: unknown;
+}
+
+/**
+ * `backplane:events`: every event of every backplane emitter, as
+ * {@link ChannelMessage}. Publishing costs nothing while nobody subscribes.
+ *
+ * @example
+ * ```ts
+ * import { subscribe } from "node:diagnostics_channel";
+ * subscribe("backplane:events", (m) => console.log((m as ChannelMessage).event));
+ * ```
+ */
+export const EVENTS_CHANNEL = "backplane:events";
+const events = channel(EVENTS_CHANNEL);
+
+/** The warning `type` under which a throwing listener is reported (`process.on("warning", …)`). */
+export const LISTENER_WARNING = "BackplaneListenerWarning";
+
+/**
+ * An eventemitter3 emitter whose listeners cannot break it, and whose events
+ * are also published on {@link EVENTS_CHANNEL}.
+ *
+ * @example
+ * ```ts
+ * class Pool extends Emitter<{ drained: [count: number] }> {
+ *   drain() { this.emit("drained", 3); } // a throwing "drained" listener is reported, not raised
+ * }
+ * ```
+ */
+export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventEmitter<Events> {
+  /**
+   * True when an event would reach anyone (a listener or a channel
+   * subscriber): callers build payloads only then, so an unwatched hot path
+   * allocates nothing.
+   */
+  wants(event: EventEmitter.EventNames<Events>): boolean {
+    return events.hasSubscribers || this.listenerCount(event) > 0;
+  }
+
+  /** Call every listener of `event`; one that throws is reported and the rest still run. */
+  override emit<T extends EventEmitter.EventNames<Events>>(event: T, ...args: EventEmitter.EventArgs<Events, T>): boolean {
+    if (events.hasSubscribers) publish(this, event as string, args[0]);
+    if (this.listenerCount(event) === 0) return false;
+    for (const listener of this.listeners(event)) {
+      try {
+        (listener as (...a: unknown[]) => unknown).apply(this, args);
+      } catch (error) {
+        reportListenerError(this, `a "${String(event)}" listener`, error);
+      }
+    }
+    return true;
+  }
+}
+
+// A subscriber that throws is Node's business: diagnostics_channel rethrows it on its own tick, never into this call.
+function publish(source: object, event: string, payload: unknown): void {
+  events.publish({ source, event, payload } satisfies ChannelMessage);
+}
+
+/**
+ * Report a user callback that threw (`what`: `a "record" listener`, `the
+ * onExit callback`) as a process warning, without letting it reach the
+ * library's own control flow.
+ *
+ * @example
+ * ```ts
+ * try { callback(value); } catch (e) { reportListenerError(this, "the call's callback", e); }
+ * ```
+ */
+export function reportListenerError(source: object, what: string, error: unknown): void {
+  const name = (source as { name?: unknown }).name;
+  const owner = typeof name === "string" ? `"${name}"` : source.constructor.name;
+  const message = error instanceof Error ? error.message : String(error);
+  const detail = error instanceof Error && error.stack !== undefined ? error.stack : undefined;
+  process.emitWarning(`${what} of ${owner} threw: ${message}`, { type: LISTENER_WARNING, ...(detail !== undefined && { detail }) });
+}
