@@ -81,6 +81,8 @@ export interface ChildInfo {
   restarts: number;
   /** Its most recent fault (a crash, a kill, a failed start); a later clean exit does not clear it. */
   lastFault?: Fault;
+  /** `Date.now()` when `lastFault` happened. */
+  lastFaultAt?: number;
 }
 
 /** @internal A spec with every default filled in, checked. */

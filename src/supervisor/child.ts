@@ -81,6 +81,8 @@ export class Child implements RunObserver {
   state: unknown = undefined;
   restarts = 0;
   lastFault: Fault | undefined = undefined;
+  /** `Date.now()` when `lastFault` happened. */
+  lastFaultAt = 0;
   startedAt = 0;
   /** Consecutive restarts, for backoff. */
   backoffLevel = 0;
@@ -126,7 +128,10 @@ export class Child implements RunObserver {
   info(): ChildInfo {
     const info: ChildInfo = { id: this.spec.id, status: this.publicStatus, type: this.spec.type, restarts: this.restarts };
     if (this.status === "running" && this.device !== undefined) info.device = this.device.id;
-    if (this.lastFault !== undefined) info.lastFault = this.lastFault;
+    if (this.lastFault !== undefined) {
+      info.lastFault = this.lastFault;
+      info.lastFaultAt = this.lastFaultAt;
+    }
     return info;
   }
 
@@ -259,7 +264,10 @@ export class Child implements RunObserver {
     this.device = undefined;
     this.state = undefined;
     this.status = "stopped";
-    if (fault !== undefined) this.lastFault = fault;
+    if (fault !== undefined) {
+      this.lastFault = fault;
+      this.lastFaultAt = Date.now();
+    }
   }
 
   /** The managed run has settled (RunObserver): report the exit, then wake whoever waits for it. */
@@ -272,7 +280,10 @@ export class Child implements RunObserver {
     this.state = undefined;
     this.#onExit = undefined;
     this.status = "stopped";
-    if (fault !== undefined) this.lastFault = fault;
+    if (fault !== undefined) {
+      this.lastFault = fault;
+      this.lastFaultAt = Date.now();
+    }
     onExit(this, device.id, fault, this.#requested, Date.now() - this.startedAt);
     const waiters = this.#exitWaiters;
     this.#exitWaiters = undefined;

@@ -3,21 +3,35 @@
  * logs, Mermaid for docs. Nested supervisors (and task supervisors) are
  * walked through the state their `init` returned.
  */
+import type { Device } from "../core/device.js";
 import type { Fault } from "../core/fault.js";
+import type { Strategy } from "./child-spec.js";
 import type { Child } from "./child.js";
 import { Supervisor } from "./supervisor.js";
 import { TaskSupervisor } from "./task.js";
 
-/** One node of a tree snapshot. */
+/** One node of a tree snapshot: a supervisor, a task supervisor or a worker, as plain data. */
 export interface TreeNode {
+  /** The child id (the supervisor's name at the root). */
   id: string;
   kind: "supervisor" | "tasks" | "worker";
+  /** Children: `running`, `restarting` or `stopped`. The root: its own status (`idle`, `starting`, `running`, `stopping`, `stopped`). */
   status: string;
   restarts: number;
   device?: number;
   lastFault?: Fault;
+  /** `Date.now()` when `lastFault` happened. */
+  lastFaultAt?: number;
   /** Supervisors: their strategy. Task supervisors: tasks running. */
   detail?: string;
+  /** Supervisors: their strategy. */
+  strategy?: Strategy;
+  /** Supervisors: restarts inside the current window, of how many allowed, within `period` ms. */
+  intensity?: { used: number; allowed: number; period: number };
+  /** Task supervisors: tasks running now. */
+  tasks?: number;
+  /** Messages waiting in the device's mailbox (running children and supervisors). */
+  mailbox?: number;
   children: TreeNode[];
 }
 
@@ -30,21 +44,40 @@ export interface TreeNode {
  * ```
  */
 export function snapshot(root: Supervisor | TaskSupervisor): TreeNode {
-  if (root instanceof TaskSupervisor) return { id: root.name, kind: "tasks", status: statusOfTasks(root), restarts: 0, device: root.device.id, detail: `${root.size} running`, children: [] };
-  return { id: root.name, kind: "supervisor", status: root.status, restarts: 0, device: root.device.id, detail: root.strategy, children: root.children().map(nodeOf) };
+  if (root instanceof TaskSupervisor) return tasksNode({ id: root.name, status: statusOfTasks(root), restarts: 0, device: root.device.id }, root);
+  return supervisorNode({ id: root.name, status: root.status, restarts: 0, device: root.device.id }, root);
+}
+
+type Base = Pick<TreeNode, "id" | "status" | "restarts" | "device" | "lastFault" | "lastFaultAt">;
+
+function supervisorNode(base: Base, sup: Supervisor): TreeNode {
+  return { ...base, kind: "supervisor", detail: sup.strategy, strategy: sup.strategy, intensity: sup.intensity, mailbox: mailboxOf(sup.device), children: sup.children().map(nodeOf) };
+}
+
+function tasksNode(base: Base, tasks: TaskSupervisor): TreeNode {
+  return { ...base, kind: "tasks", detail: `${tasks.size} running`, tasks: tasks.size, mailbox: mailboxOf(tasks.device), children: [] };
 }
 
 function statusOfTasks(tasks: TaskSupervisor): string {
   return tasks.device.isConnected ? "running" : "stopped";
 }
 
+/** Messages queued on a device (0 once it has disconnected and drained). */
+function mailboxOf(device: Device): number {
+  const inbox = device._board.inbox;
+  if (inbox === null) return 0;
+  return "items" in inbox && Array.isArray(inbox.items) ? inbox.items.length - (inbox as { head: number }).head : 1;
+}
+
 function nodeOf(child: Child): TreeNode {
   const info = child.info();
-  const base = { id: info.id, status: info.status, restarts: info.restarts, ...(info.device !== undefined && { device: info.device }), ...(info.lastFault !== undefined && { lastFault: info.lastFault }) };
-  const state = child.state;
-  if (state instanceof Supervisor) return { ...base, kind: "supervisor", detail: state.strategy, children: state.children().map(nodeOf) };
-  if (state instanceof TaskSupervisor) return { ...base, kind: "tasks", detail: `${state.size} running`, children: [] };
-  return { ...base, kind: info.type === "supervisor" ? "supervisor" : "worker", children: [] };
+  const base: Base = { id: info.id, status: info.status, restarts: info.restarts, ...(info.device !== undefined && { device: info.device }), ...(info.lastFault !== undefined && { lastFault: info.lastFault, lastFaultAt: info.lastFaultAt }) };
+  const state = child.status === "running" ? child.state : undefined;
+  if (state instanceof Supervisor) return supervisorNode(base, state);
+  if (state instanceof TaskSupervisor) return tasksNode(base, state);
+  const node: TreeNode = { ...base, kind: info.type === "supervisor" ? "supervisor" : "worker", children: [] };
+  if (child.device !== undefined && child.status === "running") node.mailbox = mailboxOf(child.device);
+  return node;
 }
 
 /**

@@ -43,6 +43,14 @@ export class RestartWindow {
     return this.#times.length - this.#head;
   }
 
+  /** Restarts at most `period` ms old at `now`, without recording one. */
+  countAt(now: number): number {
+    const times = this.#times;
+    let head = this.#head;
+    while (head < times.length && now - times[head]! > this.period) head++;
+    return times.length - head;
+  }
+
   add(now: number): boolean {
     const times = this.#times;
     while (this.#head < times.length && now - times[this.#head]! > this.period) this.#head++;

@@ -382,6 +382,38 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   }
 
   /**
+   * What the running child `id`'s `init` returned — for a nested
+   * `Supervisor.child` or `TaskSupervisor.child`, the supervisor itself —
+   * or undefined while it is not running (stopped, restarting, ignored).
+   * The type parameter is the caller's claim; check it when unsure.
+   *
+   * @throws {SupervisorError} `not-found` when no child has that id.
+   * @example
+   * ```ts
+   * const jobs = app.stateOf<TaskSupervisor>("jobs");
+   * await jobs?.async(() => sendMail(to));
+   * ```
+   */
+  stateOf<T = unknown>(id: string): T | undefined {
+    const child = this.#find(id);
+    return child.status === "running" ? (child.state as T) : undefined;
+  }
+
+  /**
+   * The restart intensity as it stands: restarts inside the current window,
+   * how many are allowed, and the window in ms.
+   *
+   * @example
+   * ```ts
+   * const { used, allowed } = sup.intensity; // e.g. 2 of 3
+   * ```
+   */
+  get intensity(): { used: number; allowed: number; period: number } {
+    const w = this.#window;
+    return { used: w.countAt(Date.now()), allowed: w.intensity, period: w.period };
+  }
+
+  /**
    * A child spec that runs a whole supervisor under this one. Restarting it
    * builds a fresh supervisor from `options()`, which may also return an
    * unstarted Supervisor (to attach listeners to each new incarnation).
