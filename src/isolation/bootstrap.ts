@@ -5,13 +5,8 @@
  * `node -e`, so it needs no file of its own in the package and runs the same
  * from the sources, the ESM build and the CJS build.
  *
- * Parent → worker: { t: "init", module, export, mode: "child" | "call", id, args }
- *                  { t: "stop" }            (child mode: abort the signal)
- *                  { t: "call", id, args }  (call mode)
- * Worker → parent: { t: "ready" } | { t: "fatal", error }   (after loading)
- *                  { t: "done", value } | { t: "error", error }   (child mode)
- *                  { t: "ok", id, value } | { t: "err", id, error, notCloneable? }   (call mode)
- *                  { t: "uncaught", error }   (process mode, before exiting)
+ * The messages it takes and sends are the unions of ./protocol.ts
+ * (`ParentMessage`, `WorkerMessage`); keep the two in step.
  */
 export const BOOTSTRAP = String.raw`
 // Written to run both as a script and as a module (a worker inherits the
@@ -41,7 +36,7 @@ if (!thread) {
 }
 // Made up front, so a stop that arrives while the module is still loading is not lost.
 const controller = new AbortController();
-// Calls that arrive while the module is still loading wait for it.
+// Calls (and a run) that arrive while the module is still loading wait for it.
 let markReady;
 const ready = new Promise((resolve) => (markReady = resolve));
 listen(async (m) => {
@@ -62,7 +57,22 @@ listen(async (m) => {
     }
     return;
   }
-  if (m.t !== "init") return;
+  if (m.t === "run") {
+    await ready;
+    let value;
+    try {
+      value = await fn({ id: m.id, args: m.args, signal: controller.signal });
+    } catch (e) {
+      return send({ t: "error", error: ser(e) });
+    }
+    try {
+      send({ t: "done", value });
+    } catch {
+      send({ t: "done", value: undefined });
+    }
+    return;
+  }
+  if (m.t !== "load") return;
   let loaded;
   try {
     const mod = await import(m.module);
@@ -74,18 +84,6 @@ listen(async (m) => {
   globalThis.__backplaneFn = loaded;
   markReady();
   send({ t: "ready" });
-  if (m.mode !== "child") return;
-  let value;
-  try {
-    value = await loaded({ id: m.id, args: m.args, signal: controller.signal });
-  } catch (e) {
-    return send({ t: "error", error: ser(e) });
-  }
-  try {
-    send({ t: "done", value });
-  } catch {
-    send({ t: "done", value: undefined });
-  }
 });
 const fn = (...args) => globalThis.__backplaneFn(...args);
 })();

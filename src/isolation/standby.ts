@@ -1,0 +1,112 @@
+/**
+ * A warm standby: one worker started ahead of need, its module already
+ * loaded, so that the replacement of a killed worker costs a message, not
+ * the ~60 ms of starting a thread and loading a module.
+ *
+ * One `Standby` belongs to one child spec (`isolated`, `isolatedServer` with
+ * `standby`): every incarnation of the spec takes its worker from it, and
+ * after each adoption a new spare is started in the background. Lifetime:
+ * the spare is always unref'd (it never keeps the process alive), and it is
+ * ended `linger` ms after the last incarnation of the spec ended without a
+ * new one taking its place — a restart normally comes well within that,
+ * a supervisor that stopped or gave up does not — or at once by `close()`.
+ */
+import { type AnyTimer, clearAnyTimeout, setAnyTimeout } from "../core/timer.js";
+import { WorkerHandle, type WorkerSettings } from "./worker-handle.js";
+
+/** @internal */
+export class Standby {
+  #spare: WorkerHandle | undefined = undefined;
+  /** Incarnations that hold a worker taken from here and have not ended. */
+  #live = 0;
+  readonly #linger: number;
+  #lingerTimer: AnyTimer = undefined;
+  #refill: ReturnType<typeof setImmediate> | undefined = undefined;
+  #refillSettings: WorkerSettings | undefined = undefined;
+  /** Closed (linger over, or `close()`): no spare is started until the next `take`. */
+  #closed = false;
+
+  constructor(linger: number) {
+    this.#linger = linger;
+  }
+
+  /** A spare of the same settings, its module loaded (or loading); undefined when there is none. The caller owns it now. */
+  take(settings: WorkerSettings): WorkerHandle | undefined {
+    this.#live++;
+    this.#closed = false;
+    clearAnyTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare === undefined) return undefined;
+    // Another version (a deploy), or a spare that failed to load or died: a fresh start is the honest answer.
+    if (spare.settings !== settings || !spare.isAlive || spare.loadError !== undefined) {
+      spare.kill();
+      return undefined;
+    }
+    return spare;
+  }
+
+  /** Start the next spare, off the caller's path (the adopted worker's first call must not wait behind a thread start). */
+  refill(settings: WorkerSettings): void {
+    this.#refillSettings = settings;
+    if (this.#closed || this.#refill !== undefined || this.#spare !== undefined) return;
+    this.#refill = setImmediate(this.#start);
+  }
+
+  /** An incarnation that took from here has ended: with none left, the spare goes after `linger` ms. */
+  release(): void {
+    if (this.#live > 0) this.#live--;
+    if (this.#live > 0 || this.#lingerTimer !== undefined) return;
+    this.#lingerTimer = setAnyTimeout(this.#expire, this.#linger);
+    this.#lingerTimer?.unref(); // a lingering spare never keeps the process alive, nor does its timer
+  }
+
+  /** End the spare now, and start no other until the next `take`. */
+  close(): void {
+    this.#closed = true;
+    clearAnyTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    if (this.#refill !== undefined) clearImmediate(this.#refill);
+    this.#refill = undefined;
+    const spare = this.#spare;
+    this.#spare = undefined;
+    spare?.kill();
+  }
+
+  /** The spare, for tests and the bench: loaded and waiting. */
+  get ready(): boolean {
+    return this.#spare?.loaded === true;
+  }
+
+  readonly #expire = (): void => {
+    this.#lingerTimer = undefined;
+    if (this.#live === 0) this.close();
+  };
+
+  readonly #start = (): void => {
+    this.#refill = undefined;
+    const settings = this.#refillSettings!;
+    if (this.#spare !== undefined || this.#closed) return; // closed meanwhile
+    let spare: WorkerHandle;
+    try {
+      spare = new WorkerHandle(settings);
+    } catch {
+      return; // the next incarnation's own start reports this error; a spare has no one to report it to
+    }
+    spare.setRef(false);
+    this.#spare = spare;
+    // A spare that dies or cannot load is dropped (not restarted here: that could loop); the next take starts fresh.
+    spare.listen(
+      (m) => {
+        if (m.t === "fatal" && this.#spare === spare) {
+          this.#spare = undefined;
+          spare.kill();
+        }
+      },
+      () => {
+        if (this.#spare === spare) this.#spare = undefined;
+      },
+    );
+  };
+}
