@@ -19,11 +19,11 @@ export { type DynamicChildSpec, DynamicSupervisor, type DynamicSupervisorOptions
 export { type StreamOptions, type StreamResult, Task, type TaskOptions, TaskSupervisor, type TaskSupervisorOptions } from "./supervisor/task.js";
 export { describeFault, dumpTree, snapshot, type TreeNode, treeToMermaid } from "./supervisor/dump.js";
 export { CallError, type CallErrorCode } from "./calls/call-error.js";
-export { type CallCallback, type CallTarget, Client, call, cast } from "./calls/client.js";
-export { type Registered, Registry, RegistryError, type RegistryErrorCode, registry } from "./calls/registry.js";
+export { type CallCallback, type CallTarget, Client, type ClientCallOptions, call, cast, type FreeCallOptions } from "./calls/client.js";
+export { type HasDevice, type Registered, Registry, RegistryError, type RegistryErrorCode, registry, type WhenRegisteredOptions } from "./calls/registry.js";
 export { type CallOptions, type Handler, type ServeOptions, Server, type ServerEvents, serve } from "./calls/server.js";
 export { type ExecutionRecord, type Outcome, type RunRecordEvents, runRecords } from "./core/records.js";
-export { IsolatedServer, type IsolatedOptions, type IsolatedServerOptions, isolated, isolatedServer, serveIsolated } from "./isolation/isolated.js";
+export { IsolatedServer, type IsolatedOptions, type IsolatedServerOptions, isolated, isolatedServer, type ServeIsolatedSettings, type StandbyOption, serveIsolated } from "./isolation/isolated.js";
 export { WorkerExitError } from "./isolation/worker-error.js";
 export type { WorkerSettings } from "./isolation/worker-handle.js";
-export { type ExecuteOptions, ExecutionError, type ExecutionErrorCode, Executor, type ExecutorEvents, type ExecutorOptions } from "./isolation/executor.js";
+export { type CloseOptions, type ExecuteOptions, ExecutionError, type ExecutionErrorCode, Executor, type ExecutorEvents, type ExecutorOptions } from "./isolation/executor.js";

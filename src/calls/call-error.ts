@@ -9,10 +9,13 @@ import type { Fault } from "../core/fault.js";
  * - `timeout`: no reply within the call's timeout; a late reply is dropped.
  * - `not-cloneable`: the request (or the reply) cannot cross to or from a
  *   worker by structured clone.
- * - `unknown-name`: no live server is registered under that name.
+ * - `aborted`: the call's `signal` aborted; `cause` is the signal's reason.
+ *   The server goes on (a request still queued is skipped; a late reply is dropped).
+ * - `unknown-name`: no live server is registered under that name (after
+ *   `waitForName` ms, when given; `cause` is then the registry's `timeout`).
  * - `invalid-argument`: the call's arguments are not of the documented shape.
  */
-export type CallErrorCode = "server-down" | "timeout" | "not-cloneable" | "unknown-name" | "invalid-argument";
+export type CallErrorCode = "server-down" | "timeout" | "not-cloneable" | "aborted" | "unknown-name" | "invalid-argument";
 
 /**
  * A failed call. Switch on `code`.

@@ -4,16 +4,23 @@
  * dies while the call is in flight, fails at once instead of waiting for
  * its timeout.
  */
-import { EventEmitter } from "eventemitter3";
 import { Device } from "../core/device.js";
+import { Emitter } from "../core/emitter.js";
 import type { Fault } from "../core/fault.js";
 import { type ExecutionRecord, recordId } from "../core/records.js";
+import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, MAX_TIMER_MS, setAnyTimeout } from "../core/timer.js";
 import { CallError } from "./call-error.js";
 
 /** Options of one call. */
 export interface CallOptions {
-  /** ms before the call rejects with `timeout` (the server goes on; its late reply is dropped). Default: no timeout. */
+  /** ms before the call rejects with `timeout` (the server goes on; its late reply is dropped). Default `Infinity`: no timeout. */
   timeout?: number;
+  /**
+   * Cancel the call: it rejects with `aborted` (`cause` = the signal's
+   * reason); a request still queued is never handled, a late reply is
+   * dropped, the server goes on. An already-aborted signal rejects at once.
+   */
+  signal?: AbortSignal;
 }
 
 /** Handles one request; throwing crashes the server (as in Erlang): callers get `server-down`. */
@@ -37,9 +44,12 @@ export interface ServeOptions {
 /** One call or cast waiting for its reply: what a transport (a `Server` subclass) handles. */
 export class Pending {
   settled = false;
-  /** The caller gave up waiting (its timeout): the record says so. */
-  timedOut = false;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The caller gave up waiting (its timeout, or its signal): the record says so. */
+  gaveUp: "timeout" | "aborted" | undefined = undefined;
+  timer: AnyTimer = undefined;
+  /** The caller's signal and our listener on it, removed when the call settles. */
+  signal: AbortSignal | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
   readonly start: number;
   constructor(
     readonly request: unknown,
@@ -53,9 +63,30 @@ export class Pending {
 function onCallTimeout(pending: Pending): void {
   pending.timer = undefined;
   if (pending.settled) return;
-  pending.settled = true;
-  pending.timedOut = true;
+  settled(pending);
+  pending.gaveUp = "timeout";
   pending.reject!(new CallError("timeout", "the server did not reply in time"));
+}
+
+function onCallAborted(pending: Pending): void {
+  if (pending.settled) return;
+  const reason: unknown = pending.signal!.reason;
+  settled(pending);
+  pending.gaveUp = "aborted";
+  pending.reject!(new CallError("aborted", "the call was aborted by its signal", { cause: reason }));
+}
+
+/** Mark `pending` settled, and drop its timer and its signal listener (a shared signal must not collect one per call). */
+function settled(pending: Pending): void {
+  pending.settled = true;
+  if (pending.timer !== undefined) {
+    clearAnyTimeout(pending.timer);
+    pending.timer = undefined;
+  }
+  if (pending.onAbort !== undefined) {
+    pending.signal!.removeEventListener("abort", pending.onAbort);
+    pending.onAbort = undefined;
+  }
 }
 
 let capturedResolve: ((value: unknown) => void) | undefined;
@@ -76,8 +107,17 @@ export interface ServerEvents {
  * A server: requests are handled in arrival order by its handler while its
  * device is connected. Made by {@link serve}; called through a
  * {@link Client}, the free {@link call}/{@link cast}, or a registered name.
+ * A `record` listener that throws is reported as a process warning and
+ * never disturbs the server.
+ *
+ * @example
+ * ```ts
+ * await using server = serve(new Device({ name: "echo" }), (x: string) => x);
+ * server.on("record", (r) => console.log(r.name, r.outcome, r.duration));
+ * await new Client(server).call("hi");
+ * ```
  */
-export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<ServerEvents> {
+export abstract class Server<Req = unknown, Res = unknown> extends Emitter<ServerEvents> {
   readonly device: Device;
   readonly name: string;
   /** Settles when the server has ended: resolves on a clean end, rejects with a `server-down` CallError carrying the fault. Never left unhandled. */
@@ -99,8 +139,13 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   /** @internal Use {@link serve}. */
   constructor(device: Device, options: ServeOptions = {}) {
     super();
+    // Every check comes before the watcher or the managed run exist: a refusal leaves nothing behind.
+    if (!(device instanceof Device)) throw new CallError("invalid-argument", `a server runs on a Device, not ${describeValue(device)}`);
+    if (typeof options !== "object" || options === null) throw new CallError("invalid-argument", `serve() options must be an object, not ${describeValue(options)}`);
     const { name, concurrency = 1, signal } = options;
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new CallError("invalid-argument", `concurrency must be an integer ≥ 1, not ${String(concurrency)}`);
+    if (name !== undefined && typeof name !== "string") throw new CallError("invalid-argument", `name must be a string, not ${describeValue(name)}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new CallError("invalid-argument", `concurrency must be an integer ≥ 1, not ${describeValue(concurrency)}`);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new CallError("invalid-argument", `signal must be an AbortSignal, not ${describeValue(signal)}`);
     if (!device.isConnected) throw new CallError("server-down", `device ${device.id} has already disconnected`, { fault: device.fault });
     this.device = device;
     this.name = name ?? device.name ?? `server-${device.id}`;
@@ -160,20 +205,34 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
     return this.done.then(noop, noop);
   }
 
+  /** `await using server = serve(…)`: stops it (letting the calls in flight finish) at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   /** @internal Send a request; resolves with the reply. */
   call(request: unknown, options?: CallOptions): Promise<Res> {
+    let timeout: number | undefined;
+    let signal: AbortSignal | undefined;
+    if (options !== undefined) {
+      const bad = callOptionsProblem(options);
+      if (bad !== undefined) return Promise.reject(new CallError("invalid-argument", bad));
+      timeout = options.timeout;
+      signal = options.signal;
+      if (signal?.aborted === true) return Promise.reject(new CallError("aborted", "the call was aborted by its signal", { cause: signal.reason }));
+    }
     // The device check catches a disconnect made in this same tick, before the watcher has told us.
     if (this.#closed || !this.device.isConnected) return Promise.reject(this.#downError());
     const promise = new Promise(capture) as Promise<Res>;
     const pending = new Pending(request, capturedResolve, capturedReject);
-    const timeout = options?.timeout;
-    if (timeout !== undefined) {
-      if (!(typeof timeout === "number" && timeout >= 0)) {
-        pending.settled = true;
-        pending.reject!(new CallError("invalid-argument", `timeout must be ms ≥ 0, not ${String(timeout)}`));
-        return promise;
-      }
-      pending.timer = setTimeout(onCallTimeout, timeout, pending);
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
+      // The common case passes `pending` as the timer's argument: no closure per call.
+      pending.timer = timeout <= MAX_TIMER_MS ? setTimeout(onCallTimeout, timeout, pending) : setAnyTimeout(() => onCallTimeout(pending), timeout);
+    }
+    if (signal !== undefined) {
+      pending.signal = signal;
+      pending.onAbort = () => onCallAborted(pending);
+      signal.addEventListener("abort", pending.onAbort, { once: true });
     }
     this.#enqueue(pending);
     return promise;
@@ -198,11 +257,14 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   protected reply(pending: Pending, value: unknown): void {
     this.#inFlight--;
     if (!pending.settled) {
-      pending.settled = true;
-      if (pending.timer !== undefined) clearTimeout(pending.timer);
+      settled(pending);
       pending.resolve?.(value);
     }
-    if (this.listenerCount("record") > 0) this.#record(pending, pending.timedOut ? "timeout" : "ok", pending.timedOut ? { kind: "timeout" } : undefined);
+    if (this.wants("record")) {
+      if (pending.gaveUp === undefined) this.#record(pending, "ok", undefined);
+      else if (pending.gaveUp === "timeout") this.#record(pending, "timeout", { kind: "timeout" });
+      else this.#record(pending, "shutdown", undefined);
+    }
     if (this.#closed) {
       if (this.#inFlight === 0) this.device.disconnect(); // the last call in flight of a stopping server
       return;
@@ -213,7 +275,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   /** Fail one call without harming the server (e.g. a request that cannot be cloned into a worker). */
   protected refuse(pending: Pending, error: CallError): void {
     this.#inFlight--;
-    if (this.listenerCount("record") > 0) this.#record(pending, "error", { kind: "error", error });
+    if (this.wants("record")) this.#record(pending, "error", { kind: "error", error });
     this.#rejectOne(pending, error);
     if (this.#closed) {
       if (this.#inFlight === 0) this.device.disconnect();
@@ -226,7 +288,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
   protected fail(pending: Pending, error: unknown): void {
     this.#inFlight--;
     const fault: Fault = { kind: "error", error };
-    if (this.listenerCount("record") > 0) this.#record(pending, "error", fault);
+    if (this.wants("record")) this.#record(pending, "error", fault);
     this.#rejectOne(pending, new CallError("server-down", `server "${this.name}" crashed handling this call`, { fault, cause: error }));
     this.#closed = true;
     this.device.disconnect(fault);
@@ -270,8 +332,7 @@ export abstract class Server<Req = unknown, Res = unknown> extends EventEmitter<
 
   #rejectOne(pending: Pending, error: CallError): void {
     if (pending.settled) return;
-    pending.settled = true;
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    settled(pending);
     pending.reject?.(error);
   }
 
@@ -314,25 +375,35 @@ class LocalServer<Req, Res> extends Server<Req, Res> {
 
   protected override handle(pending: Pending): void {
     let result: Res | PromiseLike<Res>;
+    let then: unknown;
     try {
       result = this.#handler(pending.request as Req);
+      // Reading `then` is user code too (a getter can throw), so it is inside the same guard.
+      then = result !== null && (typeof result === "object" || typeof result === "function") ? (result as { then?: unknown }).then : undefined;
     } catch (error) {
       this.fail(pending, error);
       return;
     }
-    if (result !== null && typeof result === "object" && typeof (result as PromiseLike<Res>).then === "function") {
-      this.#inFlight.add(pending);
-      (result as PromiseLike<Res>).then(
-        (value) => {
+    if (typeof then !== "function") {
+      this.reply(pending, result);
+      return;
+    }
+    this.#inFlight.add(pending);
+    try {
+      // A thenable may call back twice, or both ways: the first wins, the #inFlight entry says whether it came.
+      then.call(
+        result,
+        (value: unknown) => {
           if (this.#inFlight.delete(pending)) this.reply(pending, value);
         },
         (error: unknown) => {
           if (this.#inFlight.delete(pending)) this.fail(pending, error);
         },
       );
-      return;
+    } catch (error) {
+      // A `then` that throws is a handler that failed: the server crashes with it, its caller gets server-down.
+      if (this.#inFlight.delete(pending)) this.fail(pending, error);
     }
-    this.reply(pending, result);
   }
 
   protected override onDown(error: CallError): void {
@@ -357,6 +428,19 @@ class LocalServer<Req, Res> extends Server<Req, Res> {
  * ```
  */
 export function serve<Req, Res>(device: Device, handler: Handler<Req, Res>, options?: ServeOptions): Server<Req, Res> {
-  if (typeof handler !== "function") throw new CallError("invalid-argument", "serve() takes a handler function");
+  if (!(device instanceof Device)) throw new CallError("invalid-argument", `serve() runs on a Device, not ${describeValue(device)}`);
+  if (typeof handler !== "function") throw new CallError("invalid-argument", `serve() takes a handler function, not ${describeValue(handler)}`);
   return new LocalServer(device, handler, options);
+}
+
+/** @internal What is wrong with a call's options (undefined when nothing is). */
+export function callOptionsProblem(options: unknown): string | undefined {
+  if (typeof options !== "object" || options === null) return `call options must be an object, not ${describeValue(options)}`;
+  const { timeout, signal } = options as CallOptions;
+  if (timeout !== undefined) {
+    const bad = durationProblem("timeout", timeout);
+    if (bad !== undefined) return bad;
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) return `signal must be an AbortSignal, not ${describeValue(signal)}`;
+  return undefined;
 }
