@@ -4,7 +4,8 @@
  */
 import { do_not_optimize } from "mitata";
 import { Device, Fault } from "../src/index.js";
-import { time } from "./harness.js";
+import { pathToFileURL } from "node:url";
+import { report, time } from "./harness.js";
 import * as peers from "./peers.js";
 
 const failure = new Error("bench");
@@ -100,6 +101,9 @@ export async function manageBenchmarks(): Promise<void> {
   await time(g, "backplane: manage(async (signal) => value) (the signal is created)", async () => {
     await new Device().manage(async (signal) => signal);
   });
+  await time(g, "backplane: manage(async () => value, { timeout: 60_000 }) (a timer armed and cleared)", async () => {
+    await new Device().manage(async () => 1, { timeout: 60_000 });
+  });
   await time(g, "Effect 4: fork a succeeding fiber, await it (startImmediately)", peers.effectForkSucceedAwait, ok);
   await time(g, "XState 5: succeeding promise actor, output observed", peers.xstateSucceedingPromiseActor, ok);
 
@@ -126,4 +130,16 @@ export async function manageBenchmarks(): Promise<void> {
   await time(gf, "Effect 4: fork a failing fiber, await its exit (startImmediately)", peers.effectForkFailAwait, fail);
   await time(gf, "Effect 4: fork a failing fiber, await its exit (default fork)", peers.effectForkFailAwaitDefault, fail);
   await time(gf, "XState 5: failing promise actor, error observed", peers.xstateFailingPromiseActor, fail);
+}
+
+// Run on its own: `node --expose-gc --import tsx bench/core.ts [crate|notify|manage|lifecycle]…`
+// (no argument runs every core group), then the Markdown report on stdout.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const parts = process.argv.slice(2);
+  const want = (part: string) => parts.length === 0 || parts.includes(part);
+  if (want("crate")) await crateBenchmarks();
+  if (want("notify")) await notificationBenchmarks();
+  if (want("manage")) await manageBenchmarks();
+  if (want("lifecycle")) await lifecycleBenchmarks();
+  console.log(report());
 }

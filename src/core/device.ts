@@ -3,7 +3,7 @@ import { Fault, isFault } from "./fault.js";
 import { LinkError } from "./link-error.js";
 import type { LinkMode } from "./link-mode.js";
 import { boardOf, checkMode, Line } from "./line.js";
-import { type ManageOptions, runManaged, type Work } from "./manage.js";
+import { type ManageOptions, startManaged, type Work } from "./manage.js";
 import type { Message } from "./message.js";
 import { detectDrop, disconnect, isClosed, link, Plugboard, take, unlink } from "./plugboard.js";
 import { runWatch, type Watched } from "./watch.js";
@@ -229,7 +229,7 @@ export class Device implements AsyncIterable<Message>, Disposable {
    * ```
    */
   manage<T>(work: Work<T>, options?: ManageOptions): Promise<T> {
-    return runManaged(this._board, work, options, false);
+    return startManaged(this._board, work, options, "disconnect");
   }
 
   /**
@@ -243,6 +243,6 @@ export class Device implements AsyncIterable<Message>, Disposable {
    * ```
    */
   partManage<T>(work: Work<T>, options?: ManageOptions): Promise<T> {
-    return runManaged(this._board, work, options, true);
+    return startManaged(this._board, work, options, "stay");
   }
 }

@@ -76,55 +76,73 @@ export interface SignalSource {
   readonly signal: AbortSignal;
 }
 
+/**
+ * What a run does to its device when the work succeeds: `manage` disconnects
+ * it cleanly (`"disconnect"`), `partManage` leaves it connected (`"stay"`).
+ * A run that fails or ends early always disconnects it.
+ */
+export type OnSuccess = "disconnect" | "stay";
+
+/**
+ * Where a run is. Each event (the work settling, a message, the timeout, the
+ * grace period running out) is judged against it; nothing else says where a
+ * run is.
+ *
+ * - `starting`: queued messages are being checked and the work function is
+ *   running synchronously. A fatal message ends the run at once; whatever the
+ *   work then returns is abandoned.
+ * - `waiting`: the work returned a thenable and the mailbox listens.
+ * - `stopping`: a shutdown was requested; the work's signal has aborted and it
+ *   has `grace` ms to settle. `crash` holds the shutdown it will end with.
+ * - `ended`: settled once and for all; late results are dropped.
+ */
+type Phase = "starting" | "waiting" | "stopping" | "ended";
+
 class ManageRun<T> implements RunSink, SignalSource, Reaction {
   readonly board: Plugboard;
-  readonly part: boolean;
+  readonly onSuccess: OnSuccess;
   /** ms a shutdown request gives the work to finish; undefined = end at once. */
   readonly grace: number | undefined;
+  phase: Phase = "starting";
   controller: AbortController | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   graceTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   external: AbortSignal | undefined = undefined;
+  /** The caller's promise, made once the work is waited on (`manage`); undefined for an observed run. */
   resolve: ((value: T) => void) | undefined = undefined;
   reject: ((reason: unknown) => void) | undefined = undefined;
-  /** The crash it ended with, when it ended before its work settled. */
-  crash: Crash | undefined = undefined;
-  settled = false;
-  /** The work returned a thenable and is running asynchronously: a shutdown can give it its grace. */
-  waiting = false;
   observer: RunObserver | undefined = undefined;
-  /** A shutdown was requested and the work has `grace` ms to finish: the crash it will end with. */
-  stopping: Crash | undefined = undefined;
+  /** `stopping`: the shutdown it will end with. `ended` early: the crash it ended with. */
+  crash: Crash | undefined = undefined;
+  /** `ended` by the work itself: its value, or what it threw. */
+  result: unknown = undefined;
+  /** How it ended (a Crash kind is an outcome of the same name); meaningful once `ended`. */
+  outcome: Outcome = "ok";
+  /** The fatal message `deliver` saw, for `react` to act on. */
   fatal: Message | undefined = undefined;
   /** `Date.now()` at the start when runs are being recorded, else 0 (no clock read). */
   readonly start: number;
 
-  constructor(board: Plugboard, part: boolean, grace: number | undefined) {
+  constructor(board: Plugboard, onSuccess: OnSuccess, grace: number | undefined, observer: RunObserver | undefined) {
     this.board = board;
-    this.part = part;
+    this.onSuccess = onSuccess;
     this.grace = grace;
+    this.observer = observer;
     this.start = recordingRuns() ? Date.now() : 0;
   }
 
-  /** Emit this run's record, if someone listens (and listened when it began). */
-  record(outcome: Outcome): void {
-    if (this.start === 0 || !recordingRuns()) return;
-    const b = this.board;
-    const record: ExecutionRecord = { id: recordId(), name: b.name ?? `device-${b.id}`, start: this.start, duration: Date.now() - this.start, outcome };
-    if (b.fault !== undefined) record.fault = b.fault;
-    runRecords.emit("record", record);
-  }
+  // ------------------------------------------------------------ events
 
   /** The mailbox reader: clean `disconnected` notices are consumed, anything else ends the run. */
   deliver(message: Message | undefined): void {
-    if (this.settled) return;
+    if (this.phase === "ended") return;
     if (message === undefined) {
       // Disconnected by someone else (a supervisor's kill, disconnect(), disposal).
       const b = this.board;
-      this.finish(b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
+      this.end(undefined, b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
       return;
     }
-    if (message.kind === "disconnected" ? message.fault === undefined : this.stopping !== undefined) {
+    if (message.kind === "disconnected" ? message.fault === undefined : this.phase === "stopping") {
       // A clean exit of a linked device is normal; a second shutdown request changes nothing.
       // A faulted peer still cascades, even during a grace period.
       this.board.sink = this;
@@ -134,7 +152,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     schedule(this);
   }
 
-  /** Acting on the fatal message `deliver` saw. */
+  /** Acting on the fatal message `deliver` saw, once every listener of its sender has heard. */
   react(): void {
     const message = this.fatal!;
     if (message.kind === "shutdown") this.shutdown(message.from);
@@ -143,59 +161,106 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
 
   /** The caller's abort signal fired: a shutdown request from the caller. */
   handleEvent(): void {
-    if (!this.settled) this.shutdown(this.board.id);
+    this.shutdown(this.board.id);
   }
 
-  /** A shutdown request: end cleanly now, or give the work its grace period first. */
+  /** A shutdown request: end cleanly now, or give asynchronous work its grace period first. */
   shutdown(from: number): void {
-    if (this.settled || this.stopping !== undefined) return;
+    if (this.phase !== "starting" && this.phase !== "waiting") return; // ended, or already stopping
     const crash = makeCrash("shutdown", from);
     const grace = this.grace;
-    if (grace === undefined || !this.waiting) {
-      this.end(undefined, crash); // no grace, or nothing asynchronous left to wait for
+    if (grace === undefined || this.phase === "starting") {
+      this.end(undefined, crash); // no grace, or nothing asynchronous to wait for
       return;
     }
-    this.stopping = crash;
-    if (this.board.sink === null) this.board.sink = this;
+    this.phase = "stopping";
+    this.crash = crash;
+    const b = this.board;
+    if (b.sink === null) b.sink = this;
     // Messages that queued while the shutdown waited its turn still count (a faulted peer still cascades).
-    for (let m = take(this.board); m !== undefined; m = take(this.board)) {
-      if (this.settled || this.board.sink !== this) break;
-      this.board.sink = null;
+    for (let m = take(b); m !== undefined; m = take(b)) {
+      if ((this.phase as Phase) === "ended" || b.sink !== this) break;
+      b.sink = null;
       this.deliver(m);
     }
-    if (this.settled) return; // a queued fault ended it: no grace, and no timer left behind
+    if ((this.phase as Phase) === "ended") return; // a queued fault ended it: no grace, and no timer left behind
     if (grace !== Number.POSITIVE_INFINITY) this.graceTimer = setTimeout(onGraceOver, grace, this as ManageRun<unknown>);
     this.controller?.abort(crash);
   }
 
-  /** End early: disconnect with `fault`, abort the work's signal, reject with `crash`. */
-  end(fault: Fault | undefined, crash: Crash): void {
-    if (this.settled) return;
-    const b = this.board;
-    if (b.sink === this) b.sink = null;
-    disconnect(b, fault);
-    this.finish(crash);
+  /** The work returned (or resolved) `value`. */
+  succeed(value: T): void {
+    if (this.phase === "ended") return; // abandoned work: its late result is dropped
+    if (this.phase === "stopping") {
+      this.settle(undefined, this.crash!.kind); // finished within its grace period: a clean, requested stop
+      return;
+    }
+    this.result = value;
+    this.settle(undefined, "ok");
   }
 
-  finish(crash: Crash): void {
-    this.settled = true;
+  /** The work threw (or rejected) `error`. */
+  fail(error: unknown): void {
+    if (this.phase === "ended") return; // abandoned work: its late failure is dropped, never unhandled
+    if (this.phase === "stopping" && isAbortOf(error, this.crash!)) {
+      this.settle(undefined, "shutdown"); // it gave up because we asked it to: still a clean stop
+      return;
+    }
+    this.result = error; // a failure during the grace period is the work's own failure
+    this.settle(Fault.error(error), "error");
+  }
+
+  /** End before the work settled: disconnect with `fault`, abort the work's signal, the outcome is `crash`. */
+  end(fault: Fault | undefined, crash: Crash): void {
+    if (this.phase === "ended") return;
     this.crash = crash;
+    this.settle(fault, crash.kind);
+  }
+
+  // ------------------------------------------------------------ the one outcome path
+
+  /**
+   * The one way every run ends, whatever ended it and whether the work was
+   * synchronous or not: stop listening, end the device (except a
+   * `partManage` success), abort the signal of work that is abandoned, hand
+   * the outcome to whoever waits, record it.
+   */
+  settle(fault: Fault | undefined, outcome: Outcome): void {
+    this.phase = "ended";
+    this.outcome = outcome;
     this.cleanup();
+    if (outcome !== "ok" || this.onSuccess === "disconnect") disconnect(this.board, fault);
     const controller = this.controller;
-    if (controller !== undefined && !controller.signal.aborted) controller.abort(crash);
-    this.reject?.(crash);
-    this.notify();
-    this.record(crash.kind); // a Crash kind is an outcome of the same name
+    // Work abandoned before it settled is told through its signal; work that settled on its own is not.
+    if (controller !== undefined && this.crash !== undefined && !controller.signal.aborted) controller.abort(this.crash);
+    const resolve = this.resolve;
+    if (resolve !== undefined) {
+      if (outcome === "ok") resolve(this.result as T);
+      else this.reject!(this.crashOf());
+    }
+    const observer = this.observer;
+    // Told on a microtask, never from inside the disconnect that ended the run: what it does next
+    // (a supervisor restarting the child, with the user's init and run) must not run inside someone else's call.
+    if (observer !== undefined) queueMicrotask(() => observer.ended());
+    this.record();
+  }
+
+  /** The Crash an unsuccessful run rejects with (made only when someone will receive it). */
+  crashOf(): Crash {
+    return this.outcome === "error" ? makeCrash("error", undefined, undefined, this.result) : this.crash!;
   }
 
   /**
-   * Tell the observer on a microtask, never from inside the disconnect that
-   * ended the run: what it does next (a supervisor restarting the child, with
-   * the user's init and run) must not run inside someone else's call.
+   * The caller's promise for a run of `manage`/`partManage`. A run that has
+   * already ended (synchronous work, a queued fatal message) resolves now or
+   * rejects one microtask from now, after the caller attached its handler.
    */
-  notify(): void {
-    const observer = this.observer;
-    if (observer !== undefined) queueMicrotask(() => observer.ended());
+  promise(): Promise<T> {
+    if (this.phase === "ended") return this.outcome === "ok" ? Promise.resolve(this.result as T) : rejectSoon(this.crashOf());
+    const promise = new Promise<T>(capture);
+    this.resolve = captureResolve as (value: T) => void;
+    this.reject = captureReject;
+    return promise;
   }
 
   cleanup(): void {
@@ -215,43 +280,22 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (b.sink === this) b.sink = null;
   }
 
-  succeed(value: T): void {
-    if (this.settled) return; // abandoned work: its late result is dropped
-    const stopping = this.stopping;
-    if (stopping !== undefined) {
-      this.end(undefined, stopping); // it finished within its grace period: a clean, requested stop
-      return;
-    }
-    this.settled = true;
-    this.cleanup();
-    if (!this.part) disconnect(this.board, undefined);
-    this.resolve?.(value);
-    this.notify();
-    this.record("ok");
+  /** Emit this run's record, if someone listens (and listened when it began). */
+  record(): void {
+    if (this.start === 0 || !recordingRuns()) return;
+    const b = this.board;
+    const record: ExecutionRecord = { id: recordId(), name: b.name ?? `device-${b.id}`, start: this.start, duration: Date.now() - this.start, outcome: this.outcome };
+    if (b.fault !== undefined) record.fault = b.fault;
+    runRecords.emit("record", record);
   }
 
-  fail(error: unknown): void {
-    if (this.settled) return; // abandoned work: its late failure is dropped, never unhandled
-    const stopping = this.stopping;
-    if (stopping !== undefined && isAbortOf(error, stopping)) {
-      this.end(undefined, stopping); // it gave up because we asked it to: still a clean stop
-      return;
-    }
-    this.settled = true;
-    this.cleanup();
-    disconnect(this.board, Fault.error(error));
-    this.reject?.(makeCrash("error", undefined, undefined, error));
-    this.notify();
-    this.record("error");
-  }
-
-  /** The work's AbortSignal, created on first use; already aborted if the run has ended or is stopping. */
+  /** The work's AbortSignal, created on first use; already aborted if the run has ended early or is stopping. */
   get signal(): AbortSignal {
     let controller = this.controller;
     if (controller === undefined) {
       controller = new AbortController();
       this.controller = controller;
-      const reason = this.crash ?? this.stopping;
+      const reason = this.crash;
       if (reason !== undefined) controller.abort(reason);
     }
     return controller.signal;
@@ -292,103 +336,108 @@ function queuedFatal(b: Plugboard): Message | undefined {
   }
 }
 
-/** @internal Shared by `manage` (part = false) and `partManage` (part = true). */
+/**
+ * @internal `manage` (`onSuccess` `"disconnect"`) and `partManage`
+ * (`"stay"`): the run's outcome as a promise.
+ */
+export function startManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, onSuccess: OnSuccess): Promise<T> {
+  const refused = refusal(b, work, options);
+  if (refused !== undefined) return rejectSoon(refused);
+  const run = new ManageRun<T>(b, onSuccess, options?.grace, undefined);
+  if (begin(run, options)) call(run, work as (signal: AbortSignal | undefined) => T | PromiseLike<T>, work.length > 0 ? run.signal : undefined, options?.timeout);
+  return run.promise();
+}
+
+/**
+ * @internal The former shape of {@link startManaged}, kept for callers
+ * outside the core: `part` true is `partManage`.
+ * @deprecated Use `startManaged(b, work, options, part ? "stay" : "disconnect")`.
+ */
 export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean): Promise<T> {
-  return launch(b, work, options, part, false, undefined, undefined)!;
+  return startManaged(b, work, options, part ? "stay" : "disconnect");
 }
 
 /**
  * @internal `manage` for supervised children: the work is given a
  * {@link SignalSource} instead of a signal (so a signal is only made if it
  * reads `ctx.signal`), a signal handed out during init is adopted, and no
- * result promise is made (it
- * would cost memory per child and a handler to keep it from going
- * unhandled); `observer.ended()` is called on a microtask once the run has
- * settled. The outcome is the device's fault.
+ * result promise is made (it would cost memory per child and a handler to
+ * keep it from going unhandled); `observer.ended()` is called on a microtask
+ * once the run has settled. The outcome is the device's fault.
  */
 export function observeManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions, adopt: AbortController | undefined, observer: RunObserver): void {
-  launch(b, work, options, false, true, adopt, observer);
+  const refused = refusal(b, work, options);
+  if (refused !== undefined) {
+    queueMicrotask(() => observer.ended());
+    return;
+  }
+  const run = new ManageRun<T>(b, "disconnect", options.grace, observer);
+  if (!begin(run, options)) return;
+  if (adopt !== undefined) run.controller = adopt; // a signal handed out before the run began
+  call(run, work as unknown as (source: SignalSource) => T | PromiseLike<T>, run, options.timeout);
 }
 
-/** Ending before the work is waited on: a rejection one microtask from now, or the observer told then. */
-function endedEarly<T>(error: unknown, observer: RunObserver | undefined): Promise<T> | undefined {
-  if (observer === undefined) return rejectSoon(error);
-  queueMicrotask(() => observer.ended());
+/** Why a run cannot begin at all (bad arguments, a dead or busy device), or undefined. */
+function refusal(b: Plugboard, work: unknown, options: ManageOptions | undefined): LinkError | undefined {
+  if (typeof work !== "function") return new LinkError("invalid-argument", "manage() takes a function");
+  const invalid = checkOptions(options);
+  if (invalid !== undefined) return invalid;
+  if (isClosed(b)) return new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`);
+  if (b.sink !== null) return new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`);
   return undefined;
 }
-
-function launch<T>(
-  b: Plugboard,
-  work: Work<T>,
-  options: ManageOptions | undefined,
-  part: boolean,
-  lazy: boolean,
-  adopt: AbortController | undefined,
-  observer: RunObserver | undefined,
-): Promise<T> | undefined {
-  if (typeof work !== "function") return endedEarly(new LinkError("invalid-argument", "manage() takes a function"), observer);
-  const invalid = checkOptions(options);
-  if (invalid !== undefined) return endedEarly(invalid, observer);
-  if (isClosed(b)) return endedEarly(new LinkError("device-down", `device ${b.id} has disconnected and cannot run work`), observer);
-  if (b.sink !== null) return endedEarly(new LinkError("busy", `device ${b.id} already has a reader (receive, watch or manage)`), observer);
-
-  const run = new ManageRun<T>(b, part, options?.grace);
+/**
+ * Before the work is called: a fatal message already queued, or the
+ * caller's signal already aborted, ends the run; otherwise the run becomes
+ * the mailbox's reader. False when the run has already ended.
+ */
+function begin<T>(run: ManageRun<T>, options: ManageOptions | undefined): boolean {
+  const b = run.board;
   if (b.inbox !== null) {
     const fatal = queuedFatal(b);
     if (fatal !== undefined) {
       run.fatal = fatal;
       run.react();
-      return endedEarly(run.crash, observer);
+      return false;
     }
   }
   const external = options?.signal;
   if (external !== undefined) {
     if (external.aborted) {
       run.end(undefined, makeCrash("shutdown", b.id));
-      return endedEarly(run.crash, observer);
+      return false;
     }
     run.external = external;
     external.addEventListener("abort", run);
   }
-  if (adopt !== undefined) run.controller = adopt; // a signal handed out before the run began
   b.sink = run; // listen while the work runs, even while it runs synchronously
+  return true;
+}
 
+/**
+ * Call the work and route what it does into the run: a throw or a plain
+ * value settles it now (the same `fail`/`succeed` as asynchronous work), a
+ * thenable makes it wait (with its timeout armed).
+ */
+function call<T, A>(run: ManageRun<T>, work: (arg: A) => T | PromiseLike<T>, arg: A, timeout: number | undefined): void {
   let result: T | PromiseLike<T>;
   try {
-    if (lazy) result = (work as unknown as (source: SignalSource) => T | PromiseLike<T>)(run);
-    else result = work.length > 0 ? work(run.signal) : (work as () => T | PromiseLike<T>)();
+    result = arg === undefined ? (work as () => T | PromiseLike<T>)() : work(arg);
   } catch (error) {
-    if (run.settled) return endedEarly(run.crash, observer);
-    run.settled = true;
-    run.cleanup();
-    disconnect(b, Fault.error(error));
-    run.record("error");
-    return endedEarly(makeCrash("error", undefined, undefined, error), observer);
+    run.fail(error);
+    return;
   }
-  if (run.settled) {
+  if (run.phase === "ended") {
     // A fatal message arrived while the work ran synchronously; a thenable it returned is abandoned.
     if (isThenable(result)) result.then(undefined, ignore);
-    return endedEarly(run.crash, observer);
+    return;
   }
   if (!isThenable(result)) {
-    run.settled = true;
-    run.cleanup();
-    if (!part) disconnect(b, undefined);
-    run.record("ok");
-    if (observer === undefined) return Promise.resolve(result);
-    queueMicrotask(() => observer.ended());
-    return undefined;
+    run.succeed(result);
+    return;
   }
-
-  run.waiting = true;
-  const timeout = options?.timeout;
+  run.phase = "waiting";
   if (timeout !== undefined) run.timer = setTimeout(onTimeout, timeout, run as ManageRun<unknown>);
-  let promise: Promise<T> | undefined;
-  if (observer === undefined) {
-    promise = new Promise<T>(capture);
-    run.resolve = captureResolve as (value: T) => void;
-    run.reject = captureReject;
-  } else run.observer = observer;
   try {
     result.then(
       (value) => run.succeed(value),
@@ -397,7 +446,6 @@ function launch<T>(
   } catch (error) {
     run.fail(error); // a thenable whose then() throws is work that failed
   }
-  return promise;
 }
 
 function isThenable<T>(x: T | PromiseLike<T>): x is PromiseLike<T> {
