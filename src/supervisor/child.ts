@@ -1,14 +1,36 @@
 /**
- * One supervised child at run time: its status, and the start/stop of one
+ * One supervised child: its lifecycle, and the start and stop of one
  * incarnation (init, then `run` under `device.manage` with the spec's grace
- * period). The supervisor decides *whether* to start or stop; this file
- * knows *how*.
+ * period). The supervisor decides *whether* to start, stop or restart; this
+ * file knows *how*, and is the only place that writes a child's state.
+ *
+ * Every asynchronous result (an init settled, a run ended) is reported to
+ * the {@link ChildListener} tagged with the {@link Incarnation} it belongs
+ * to; a result from an incarnation that is no longer current (a start that
+ * was cancelled, a run that was killed and abandoned) is dropped here.
  */
 import { makeCrash } from "../core/crash.js";
 import { Device } from "../core/device.js";
 import { Fault } from "../core/fault.js";
 import { observeManaged, type RunObserver, type SignalSource } from "../core/manage.js";
-import { type ChildContext, type ChildInfo, graceOf, IGNORE, type NormalizedSpec } from "./child-spec.js";
+import { clearAnyTimeout, setAnyTimeout } from "../core/timer.js";
+import { type ChildContext, type ChildInfo, IGNORE, type NormalizedSpec } from "./child-spec.js";
+import type { GroupRestart } from "./group-restart.js";
+import { graceOf, requestStop } from "./shutdown.js";
+
+/**
+ * What a child's state can offer when it is itself a tree (a nested
+ * supervisor): a promise that settles once everything below it is down, so
+ * the parent's stop waits for the whole subtree, even after a kill.
+ */
+export const SUBTREE_DOWN: unique symbol = Symbol("backplane.subtreeDown");
+interface Subtree {
+  [SUBTREE_DOWN](): Promise<void>;
+}
+
+function isSubtree(x: unknown): x is Subtree {
+  return typeof x === "object" && x !== null && typeof (x as Partial<Subtree>)[SUBTREE_DOWN] === "function";
+}
 
 /** How a start ended. */
 export type StartOutcome =
@@ -18,34 +40,47 @@ export type StartOutcome =
   | { readonly kind: "cancelled" };
 
 const STARTED: StartOutcome = { kind: "started" };
-const STARTED_NOW: Promise<StartOutcome> = Promise.resolve(STARTED);
 const IGNORED: StartOutcome = { kind: "ignored" };
 const CANCELLED: StartOutcome = { kind: "cancelled" };
-const CANCEL = Symbol("cancel");
 
-/** Resolves when `promise` settles or `ms` have passed, whichever is first; no timer is left behind. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  if (ms <= 0) {
-    promise.catch(() => {});
-    return Promise.resolve();
-  }
-  const settled = promise.then(
-    () => {},
-    () => {},
-  );
-  if (ms === Number.POSITIVE_INFINITY) return settled;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const elapsed = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([settled, elapsed]).then(() => clearTimeout(timer));
+/**
+ * Who a child tells about its incarnations: the supervisor. Each call
+ * happens once per incarnation, after the child's own state has moved on.
+ */
+export interface ChildListener {
+  /** The run is beginning: the child is `running` from here on; `owner` is the restart that started it, if any. */
+  childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void;
+  /**
+   * A start that went through `init` finished (a start without init is
+   * synchronous: the caller sees the child running when `start` returns);
+   * `owner` is the restart that started it, if any.
+   */
+  startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void;
+  /** The run ended; `stop` is set when it was asked to stop (by whom: a restart, or the API / the supervisor's own stop). */
+  childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void;
 }
 
-/** Called just before a run begins, with its device id: the child is running from here on. */
-export type StartListener = (child: Child, device: number) => void;
+/** Why a running child was asked to stop: as part of a restart, or by the API or the supervisor's own stop. */
+export type StopRequest = { readonly by: "restart"; readonly plan: GroupRestart } | { readonly by: "api" };
+const BY_API: StopRequest = { by: "api" };
 
-/** Called when a run has ended: `requested` is true when the supervisor asked it to stop. */
-export type ExitListener = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number) => void;
+/**
+ * A child's lifecycle — the one field that says what it is doing.
+ *
+ * - `stopped`: listed, not running (never started, terminated, ignored, or ended for good).
+ * - `starting`: its `init` is in flight; `owner` is the restart that started it (undefined for a first start).
+ * - `running`: its run is in flight.
+ * - `stopping`: its run was asked to stop (`request` says by whom) and has not ended yet.
+ * - `restarting`: down, and `plan` will start it again (after a backoff, or when its turn in a group comes).
+ */
+export type Lifecycle =
+  | { readonly kind: "stopped" }
+  | { readonly kind: "starting"; readonly run: Incarnation; readonly owner: GroupRestart | undefined }
+  | { readonly kind: "running"; readonly run: Incarnation }
+  | { readonly kind: "stopping"; readonly run: Incarnation; readonly request: StopRequest }
+  | { readonly kind: "restarting"; readonly plan: GroupRestart };
+
+const STOPPED: Lifecycle = { kind: "stopped" };
 
 class Context implements ChildContext {
   readonly id: string;
@@ -69,44 +104,86 @@ class Context implements ChildContext {
   }
 }
 
-export type ChildStatus = "starting" | "running" | "restarting" | "stopped";
+/**
+ * One incarnation of a child: a device, its context, what init returned,
+ * and who waits for its end. It observes its own managed run, so a run
+ * that ends reports itself — and a stale one (no longer the child's
+ * current incarnation) is recognised by identity.
+ */
+export class Incarnation implements RunObserver {
+  readonly child: Child;
+  readonly device: Device;
+  readonly ctx: Context;
+  state: unknown = undefined;
+  startedAt = 0;
+  /** Resolves a start in progress as cancelled (set while init runs). */
+  cancel: (() => void) | undefined = undefined;
+  /** A stop asked for while init ran: carried out as soon as the run begins, if init won the race. */
+  pendingStop: { readonly from: number; readonly request: StopRequest; readonly kill: boolean } | undefined = undefined;
+  /** Woken once this incarnation is fully down (made only when someone waits). */
+  waiters: (() => void)[] | undefined = undefined;
 
-export class Child implements RunObserver {
+  constructor(child: Child, device: Device, ctx: Context) {
+    this.child = child;
+    this.device = device;
+    this.ctx = ctx;
+  }
+
+  /** The managed run has settled (RunObserver). */
+  ended(): void {
+    const subtree = this.state;
+    // A nested supervisor's run ends when its device does; its own children may still be stopping.
+    if (isSubtree(subtree)) void subtree[SUBTREE_DOWN]().then(() => this.child.runEnded(this));
+    else this.child.runEnded(this);
+  }
+
+  wake(): void {
+    const waiters = this.waiters;
+    this.waiters = undefined;
+    if (waiters !== undefined) for (const wake of waiters) wake();
+  }
+
+  whenDown(): Promise<void> {
+    return new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
+  }
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+/** What `promise` resolved to (undefined if it rejected), or TIMED_OUT after `ms`; no timer is left behind. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  const settled = promise.then(
+    (value) => value,
+    () => undefined,
+  );
+  if (ms <= 0) return Promise.resolve(TIMED_OUT);
+  if (ms === Number.POSITIVE_INFINITY) return settled;
+  return new Promise<unknown>((resolve) => {
+    const timer = setAnyTimeout(() => resolve(TIMED_OUT), ms);
+    void settled.then((value) => {
+      clearAnyTimeout(timer);
+      resolve(value);
+    });
+  });
+}
+
+export class Child {
   readonly spec: NormalizedSpec;
   /** Extra arguments given to its context (DynamicSupervisor). */
   readonly args: readonly unknown[];
-  status: ChildStatus = "stopped";
-  device: Device | undefined = undefined;
-  /** What `init` returned, while it runs (a nested Supervisor, for dumps). */
-  state: unknown = undefined;
+  readonly #listener: ChildListener;
+  #life: Lifecycle = STOPPED;
+  /** Times it was restarted by its supervisor. */
   restarts = 0;
   lastFault: Fault | undefined = undefined;
   /** `Date.now()` when `lastFault` happened. */
   lastFaultAt = 0;
-  startedAt = 0;
   /** Consecutive restarts, for backoff. */
   backoffLevel = 0;
-  /** The backoff delay of the restart now starting it (undefined for a first start), for the events. */
-  restartDelay: number | undefined = undefined;
-  /** Part of a restart decided but not yet carried out: its own exit meanwhile changes nothing. */
-  pendingRestart = false;
-  /** The restart that owns this child now: an older one that meets it again leaves it alone. */
-  restartOwner: object | undefined = undefined;
-  /** Stopped by the API before `start()` reached it: `start()` passes it by. */
-  held = false;
-  /** Who to wake when the current run has ended (made only when someone waits). */
-  #exitWaiters: (() => void)[] | undefined = undefined;
-  #onExit: ExitListener | undefined = undefined;
-  #requested = false;
-  /** The stop (shutdown message or kill) has been sent to the current run. */
-  #stopSent = false;
-  #cancel: (() => void) | undefined = undefined;
-  /** Settles when a start in progress has finished (started, failed, ignored or cancelled); made before init runs. */
-  #starting: Promise<void> | undefined = undefined;
-  #startSettled: (() => void) | undefined = undefined;
 
-  constructor(spec: NormalizedSpec, args: readonly unknown[] = []) {
+  constructor(spec: NormalizedSpec, listener: ChildListener, args: readonly unknown[] = []) {
     this.spec = spec;
+    this.#listener = listener;
     this.args = args;
   }
 
@@ -114,20 +191,47 @@ export class Child implements RunObserver {
     return this.spec.id;
   }
 
-  /** True while a run or a start is in progress. */
-  get isActive(): boolean {
-    return this.status === "running" || this.status === "starting";
+  get life(): Lifecycle {
+    return this.#life;
+  }
+
+  /** The current incarnation's device while one is starting or running. */
+  get device(): Device | undefined {
+    const life = this.#life;
+    return life.kind === "starting" || life.kind === "running" || life.kind === "stopping" ? life.run.device : undefined;
+  }
+
+  /** What init returned, while it runs (a nested Supervisor, for dumps and `stateOf`). */
+  get state(): unknown {
+    const life = this.#life;
+    return life.kind === "running" || life.kind === "stopping" ? life.run.state : undefined;
+  }
+
+  /** True while a start or a run is in progress (stopping included). */
+  get isUp(): boolean {
+    const kind = this.#life.kind;
+    return kind === "starting" || kind === "running" || kind === "stopping";
   }
 
   /** The status users see: a start in flight is `restarting` when it is a restart, `running` when it is a first start. */
-  get publicStatus(): ChildInfo["status"] {
-    if (this.status !== "starting") return this.status;
-    return this.restarts > 0 ? "restarting" : "running";
+  get status(): ChildInfo["status"] {
+    switch (this.#life.kind) {
+      case "stopped":
+        return "stopped";
+      case "restarting":
+        return "restarting";
+      case "starting":
+        return this.#life.owner !== undefined || this.restarts > 0 ? "restarting" : "running";
+      case "running":
+      case "stopping":
+        return "running";
+    }
   }
 
   info(): ChildInfo {
-    const info: ChildInfo = { id: this.spec.id, status: this.publicStatus, type: this.spec.type, restarts: this.restarts };
-    if (this.status === "running" && this.device !== undefined) info.device = this.device.id;
+    const info: ChildInfo = { id: this.spec.id, status: this.status, type: this.spec.type, restarts: this.restarts };
+    const life = this.#life;
+    if (life.kind === "running" || life.kind === "stopping") info.device = life.run.device.id;
     if (this.lastFault !== undefined) {
       info.lastFault = this.lastFault;
       info.lastFaultAt = this.lastFaultAt;
@@ -135,158 +239,145 @@ export class Child implements RunObserver {
     return info;
   }
 
+  // ------------------------------------------------------------------ transitions
+
   /**
-   * Start one incarnation: a fresh device, `init`, then `run` under manage.
-   * Resolves once `run` has begun (or the start failed, was ignored, or was
-   * cancelled by `stop()`); `onExit` is told when the run ends.
+   * stopped | restarting → starting → running (or back to stopped): a fresh
+   * device, `init`, then `run` under manage. The outcome is reported to the
+   * listener; the promise is for API callers that wait for it.
    */
-  start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
+  start(owner: GroupRestart | undefined): Promise<StartOutcome> {
+    const device = new Device({ name: this.spec.id });
+    const run = new Incarnation(this, device, new Context(this.spec.id, device, this.args));
     if (this.spec.init === undefined) {
       // Nothing to wait for: the run begins now (the restart path stays free of async frames).
-      const device = new Device({ name: this.spec.id });
-      this.#requested = false;
-      this.#stopSent = false;
-      this.#run(device, new Context(this.spec.id, device, this.args), undefined, onExit, onStarted);
+      this.#begin(run, undefined, owner);
       return STARTED_NOW;
     }
-    // Made before init can run: an init that stops the supervisor synchronously still finds it.
-    this.#starting = new Promise<void>((resolve) => {
-      this.#startSettled = resolve;
-    });
-    return this.#start(onExit, onStarted);
+    this.#life = { kind: "starting", run, owner };
+    return this.#init(run, owner);
   }
 
-  async #start(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
-    try {
-      return await this.#startIncarnation(onExit, onStarted);
-    } finally {
-      this.#starting = undefined;
-      this.#startSettled?.();
-      this.#startSettled = undefined;
-    }
-  }
-
-  async #startIncarnation(onExit: ExitListener, onStarted: StartListener): Promise<StartOutcome> {
-    const spec = this.spec;
-    const device = new Device({ name: spec.id });
-    const ctx = new Context(spec.id, device, this.args);
-    this.status = "starting";
-    this.device = device;
-    this.#requested = false;
-    this.#stopSent = false;
-
-    // Only children with an init come here (start() runs the others at once).
-    const cancelled = new Promise<typeof CANCEL>((resolve) => {
-      this.#cancel = () => resolve(CANCEL);
+  async #init(run: Incarnation, owner: GroupRestart | undefined): Promise<StartOutcome> {
+    const cancelled = new Promise<typeof CANCELLED>((resolve) => {
+      run.cancel = () => resolve(CANCELLED);
     });
     // A synchronous throw from init is a failed start like a rejection.
-    const initializing = new Promise((resolve) => resolve(spec.init!(ctx)));
+    const initializing = new Promise((resolve) => resolve(this.spec.init!(run.ctx)));
     let state: unknown;
     try {
       state = await Promise.race([initializing, cancelled]);
     } catch (error) {
-      this.#cancel = undefined;
-      this.#notStarted(Fault.error(error));
-      return { kind: "failed", error };
+      return this.#notStarted(run, { kind: "failed", error }, Fault.error(error), owner);
     }
-    this.#cancel = undefined;
-    if (state === CANCEL) {
+    run.cancel = undefined;
+    if (state === CANCELLED) {
       // Stopped while starting: like a run, the start is told (its signal aborts) and given its
       // shutdown grace to wind down — a nested supervisor stops its own children — then abandoned.
-      ctx.controller?.abort(makeCrash("shutdown", device.id));
-      await settledWithin(initializing, graceOf(spec.shutdown));
-      this.#notStarted(undefined);
-      return CANCELLED;
+      run.ctx.controller?.abort(makeCrash("shutdown", run.device.id));
+      const late = await settledWithin(initializing, graceOf(this.spec.shutdown));
+      // A nested supervisor that did start meanwhile is stopped by its own signal; wait for its subtree.
+      if (isSubtree(late)) await late[SUBTREE_DOWN]();
+      return this.#notStarted(run, CANCELLED, undefined, owner);
     }
-    if (state === IGNORE) {
-      this.#notStarted(undefined);
-      return IGNORED;
-    }
-
-    this.#run(device, ctx, state, onExit, onStarted);
+    if (state === IGNORE) return this.#notStarted(run, IGNORED, undefined, owner);
+    this.#begin(run, state, owner);
+    this.#listener.startSettled(this, STARTED, owner);
+    const pending = run.pendingStop;
+    if (pending !== undefined) void this.stop(pending.from, pending.request, pending.kill); // init won the race against a stop
     return STARTED;
   }
 
-  /** Begin the run: `spec.run` under the device's managed run, observed by this child. */
-  #run(device: Device, ctx: Context, state: unknown, onExit: ExitListener, onStarted: StartListener): void {
+  /** starting → stopped, reported. */
+  #notStarted(run: Incarnation, outcome: StartOutcome, fault: Fault | undefined, owner: GroupRestart | undefined): StartOutcome {
+    run.cancel = undefined;
+    run.device.disconnect(fault);
+    if (fault !== undefined) this.#faulted(fault);
+    if (this.#life.kind === "starting" && this.#life.run === run) this.#life = STOPPED;
+    run.wake();
+    this.#listener.startSettled(this, outcome, owner);
+    return outcome;
+  }
+
+  /** → running: `spec.run` under the device's managed run, observed by its incarnation. */
+  #begin(run: Incarnation, state: unknown, owner: GroupRestart | undefined): void {
     const spec = this.spec;
-    this.device = device;
-    this.state = state;
-    this.startedAt = Date.now();
-    this.status = "running";
+    run.state = state;
+    run.startedAt = Date.now();
+    this.#life = { kind: "running", run };
     // Told before the run begins: a run that ends at once (a plain value) is still reported as started first.
-    onStarted(this, device.id);
-    this.#onExit = onExit;
+    this.#listener.childStarted(this, run, owner);
+    const ctx = run.ctx;
     observeManaged(
-      device._board,
+      run.device._board,
       ((source: SignalSource) => {
         ctx.source = source;
         return spec.run(ctx, state);
       }) as unknown as () => unknown,
       { grace: graceOf(spec.shutdown) },
       ctx.controller,
-      this,
+      run,
     );
   }
 
   /**
-   * Ask the current incarnation to stop: a start in progress is cancelled; a
-   * run gets its grace period (a shutdown message) or is killed at once
-   * (`brutal`). Resolves when it has ended.
+   * Ask the current incarnation to stop: a start in progress is cancelled;
+   * a run goes through the kill path (grace then kill, or at once). Resolves
+   * when it is down. `request` says who asked (a restart, or the API);
+   * `kill` skips the grace period (a supervisor that is itself killed kills
+   * its children, as linked processes die with a killed OTP supervisor).
    */
-  stop(from: number): Promise<void> {
-    if (this.status === "starting") {
-      this.#requested = true;
-      this.#cancel?.();
-      // Resolves once the start has wound down; if init finished first, the new run is stopped like any other.
-      return (this.#starting ?? Promise.resolve()).then(() => (this.status === "running" ? this.#stopRun(from) : undefined));
-    }
-    if (this.status !== "running") return Promise.resolve();
-    return this.#stopRun(from);
-  }
-
-  #stopRun(from: number): Promise<void> {
-    const device = this.device;
-    if (device === undefined) return Promise.resolve();
-    // Wait first: a brutal kill ends the run before disconnect() returns.
-    const exited = new Promise<void>((resolve) => (this.#exitWaiters ??= []).push(resolve));
-    this.#requested = true;
-    if (!this.#stopSent) {
-      this.#stopSent = true;
-      if (this.spec.shutdown === "brutal") device.disconnect(Fault.killed);
-      else device.line().shutdown(from);
-    }
-    return exited;
-  }
-
-  #notStarted(fault: Fault | undefined): void {
-    this.device?.disconnect(fault);
-    this.device = undefined;
-    this.state = undefined;
-    this.status = "stopped";
-    if (fault !== undefined) {
-      this.lastFault = fault;
-      this.lastFaultAt = Date.now();
+  stop(from: number, request: StopRequest = BY_API, kill = false): Promise<void> {
+    const life = this.#life;
+    switch (life.kind) {
+      case "starting": {
+        const down = life.run.whenDown();
+        life.run.pendingStop = { from, request, kill };
+        life.run.cancel?.();
+        return down;
+      }
+      case "running": {
+        const down = life.run.whenDown();
+        this.#life = { kind: "stopping", run: life.run, request };
+        requestStop(life.run.device, kill ? "brutal" : this.spec.shutdown, from);
+        return down;
+      }
+      case "stopping":
+        // Already going down: a restart's claim outranks the API's (it decides what comes next).
+        if (request.by === "restart") this.#life = { kind: "stopping", run: life.run, request };
+        if (kill) requestStop(life.run.device, "brutal", from);
+        return life.run.whenDown();
+      case "stopped":
+      case "restarting":
+        return Promise.resolve();
     }
   }
 
-  /** The managed run has settled (RunObserver): report the exit, then wake whoever waits for it. */
-  ended(): void {
-    const device = this.device;
-    const onExit = this.#onExit;
-    if (device === undefined || onExit === undefined || this.status !== "running") return;
-    const fault = device.fault;
-    this.device = undefined;
-    this.state = undefined;
-    this.#onExit = undefined;
-    this.status = "stopped";
-    if (fault !== undefined) {
-      this.lastFault = fault;
-      this.lastFaultAt = Date.now();
-    }
-    onExit(this, device.id, fault, this.#requested, Date.now() - this.startedAt);
-    const waiters = this.#exitWaiters;
-    this.#exitWaiters = undefined;
-    if (waiters !== undefined) for (const wake of waiters) wake();
+  /** The managed run of `run` has settled: running | stopping → stopped, reported. A stale run is dropped. */
+  runEnded(run: Incarnation): void {
+    const life = this.#life;
+    if ((life.kind !== "running" && life.kind !== "stopping") || life.run !== run) return;
+    const fault = run.device.fault;
+    this.#life = STOPPED;
+    if (fault !== undefined) this.#faulted(fault);
+    this.#listener.childExited(this, run, fault, life.kind === "stopping" ? life.request : undefined);
+    run.wake();
+  }
+
+  /** stopped → restarting: `plan` will start it again. */
+  awaitRestart(plan: GroupRestart): void {
+    if (this.#life.kind === "stopped" || this.#life.kind === "restarting") this.#life = { kind: "restarting", plan };
+  }
+
+  /** restarting → stopped: the restart that held it will not start it (terminated, superseded, the supervisor stops). */
+  release(): void {
+    if (this.#life.kind === "restarting") this.#life = STOPPED;
+  }
+
+  #faulted(fault: Fault): void {
+    this.lastFault = fault;
+    this.lastFaultAt = Date.now();
   }
 }
+
+const STARTED_NOW: Promise<StartOutcome> = Promise.resolve(STARTED);

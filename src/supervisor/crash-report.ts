@@ -225,6 +225,11 @@ function faultLine(fault: Fault): string {
       return "killed: it did not stop within its shutdown grace period";
     case "drop":
       return "drop: its device was disposed or collected without disconnecting";
+    default: {
+      // Kinds added later (the cluster's noconnection) still read well.
+      const other = fault as { kind: string; node?: unknown };
+      return other.kind === "noconnection" ? `noconnection: its node ${String(other.node)} was lost` : other.kind;
+    }
   }
 }
 

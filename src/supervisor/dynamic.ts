@@ -1,8 +1,7 @@
 /**
  * Elixir's DynamicSupervisor: one-for-one over children added at run time.
  */
-import { Child } from "./child.js";
-import { type ChildInfo, type ChildSpec, normalizeSpec } from "./child-spec.js";
+import type { ChildInfo, ChildSpec } from "./child-spec.js";
 import { SupervisorError } from "./errors.js";
 import type { Backoff } from "./restart.js";
 import { Supervisor } from "./supervisor.js";
@@ -47,16 +46,13 @@ export class DynamicSupervisor extends Supervisor {
       throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${String(maxChildren)}`);
     }
     if (!Array.isArray(extraArguments)) throw new SupervisorError("invalid-options", "extraArguments must be an array");
-    super(
-      {
+    super({
         strategy: "one-for-one",
         ...(intensity !== undefined && { intensity }),
         ...(period !== undefined && { period }),
         ...(backoff !== undefined && { backoff }),
         ...(name !== undefined && { name }),
-      },
-      { parallelStop: true, forgetStopped: true },
-    );
+    });
     this.#maxChildren = maxChildren;
     this.#extra = extraArguments;
   }
@@ -77,7 +73,11 @@ export class DynamicSupervisor extends Supervisor {
       throw new SupervisorError("max-children", `dynamic supervisor "${this.name}" already has its maximum of ${this.#maxChildren} children`);
     }
     const id = spec.id ?? `${this.name}/${++this.#seq}`;
-    const child = new Child(normalizeSpec({ ...spec, id }, "never"), [...this.#extra, ...args]);
-    return this.startPrepared(child);
+    return this.startWith({ ...spec, id, significant: false }, [...this.#extra, ...args]);
+  }
+
+  /** Elixir's DynamicSupervisor: a child that ends for good is forgotten, an ignored one never kept, and all stop at once. */
+  protected override get dynamic(): boolean {
+    return true;
   }
 }

@@ -3,21 +3,25 @@
  * them by strategy and restart type within a restart intensity, stop them
  * in reverse order with grace then kill.
  *
- * The supervisor never holds a lock across a child's `init`: every
- * operation re-checks the child's status after each await, so a hanging
- * start or a restart loop never blocks `whichChildren`, `terminateChild` or
- * `stop` (they cancel what is in flight instead of queueing behind it).
+ * Its state is printable: the supervisor's own phase, the children in start
+ * order (each with one lifecycle field, see child.ts), and the restarts in
+ * progress (group-restart.ts). Every asynchronous result comes back as an
+ * event (a child started, settled its start, exited); `#exited` decides
+ * with the pure `planExit` (restart.ts) and a {@link GroupRestart} carries
+ * the decision out, so the supervisor never waits inside a restart and its
+ * API is served between any two steps.
  */
-import { Emitter } from "../core/emitter.js";
 import type { Crash } from "../core/crash.js";
 import { Device } from "../core/device.js";
+import { Emitter } from "../core/emitter.js";
 import { Fault } from "../core/fault.js";
-import { Child, type StartOutcome } from "./child.js";
+import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
+import { Child, type ChildListener, type Incarnation, type StartOutcome, type StopRequest, SUBTREE_DOWN } from "./child.js";
 import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./child-spec.js";
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
-import { type Backoff, backoffDelay, decideExit, RestartWindow } from "./restart.js";
-import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
+import { GroupRestart, type RestartHost } from "./group-restart.js";
+import { type Backoff, planExit, planRetry, RestartWindow, restartGroup } from "./restart.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
 
@@ -52,23 +56,10 @@ export interface SupervisorOptions {
   records?: number;
 }
 
-/** @internal Knobs for the subclasses (DynamicSupervisor). */
-export interface SupervisorInternals {
-  /** Stop children all at once instead of one by one in reverse order. */
-  parallelStop?: boolean;
-  /** Forget a child that stops without being restarted, instead of keeping its spec (Elixir's DynamicSupervisor). */
-  forgetStopped?: boolean;
-}
-
-type Status = "idle" | "starting" | "running" | "stopping" | "stopped";
+/** The supervisor's own phase. */
+type Phase = "idle" | "starting" | "running" | "stopping" | "stopped";
 
 const noop = (): void => {};
-
-/** A pending restart of a group of children, waiting out its backoff delay. */
-interface PendingRestart {
-  timer: ReturnType<typeof setTimeout> | undefined;
-  wake: () => void;
-}
 
 /**
  * A supervisor: OTP's behaviour in TypeScript. See docs/supervisors.md.
@@ -95,29 +86,32 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   readonly #strategy: Strategy;
   readonly #autoShutdown: AutoShutdown;
   readonly #backoff: Backoff | undefined;
-  readonly #parallelStop: boolean;
-  readonly #forgetStopped: boolean;
   /** Children in start order, and by id. */
   #children: Child[] = [];
   readonly #byId = new Map<string, Child>();
   /** Recent restarts, for the intensity rule. */
   readonly #window: RestartWindow;
-  #status: Status = "idle";
-  #shutdown: Promise<void> | undefined;
-  readonly #pending = new Set<PendingRestart>();
+  #phase: Phase = "idle";
+  /** Restarts being carried out. */
+  readonly #restarts = new Set<GroupRestart>();
+  /** Children that the API stopped or deleted while `start()` had not reached them yet. */
+  readonly #held = new Set<Child>();
   /** Exits seen while `start()` was still starting later children, handled once it is running. */
   #deferred: (() => void)[] = [];
+  #shutdown: Promise<void> | undefined;
   #life: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   #settleDone!: (error?: unknown) => void;
+  /** Settles once the supervisor and every child below it are down. */
   readonly #ended: Promise<void>;
   readonly #records: RingBuffer<ExecutionRecord>;
+  /** The supervisor's side of its children's and restarts' events. */
+  readonly #host: Host;
 
-  constructor(options: SupervisorOptions, internals: SupervisorInternals = {}) {
+  constructor(options: SupervisorOptions) {
     super();
     if (typeof options !== "object" || options === null) throw badOption("options must be an object");
     const { strategy = "one-for-one", intensity = 3, period = 5000, autoShutdown = "never", backoff, children = [], name, records = 100 } = options;
     if (!Number.isInteger(records) || records < 0) throw badOption(`records must be an integer ≥ 0, not ${String(records)}`);
-    this.#records = new RingBuffer(records);
     if (strategy !== "one-for-one" && strategy !== "one-for-all" && strategy !== "rest-for-one") throw badOption(`strategy must be one-for-one, one-for-all or rest-for-one, not ${String(strategy)}`);
     if (!Number.isInteger(intensity) || intensity < 0) throw badOption(`intensity must be an integer ≥ 0, not ${String(intensity)}`);
     if (typeof period !== "number" || !(period > 0)) throw badOption(`period must be a number of ms > 0, not ${String(period)}`);
@@ -125,16 +119,16 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     if (backoff !== undefined) checkBackoff(backoff);
     if (!Array.isArray(children)) throw badOption("children must be an array of child specs");
     if (name !== undefined && typeof name !== "string") throw badOption("name must be a string");
+    this.#records = new RingBuffer(records);
     this.#strategy = strategy;
     this.#window = new RestartWindow(intensity, period);
     this.#autoShutdown = autoShutdown;
     this.#backoff = backoff;
-    this.#parallelStop = internals.parallelStop === true;
-    this.#forgetStopped = internals.forgetStopped === true;
     this.device = new Device({ name: name ?? "supervisor" });
     this.name = name ?? `supervisor-${this.device.id}`;
+    this.#host = new Host(this);
     for (const spec of children) {
-      const child = new Child(normalizeSpec(spec, autoShutdown));
+      const child = new Child(normalizeSpec(spec, autoShutdown), this.#host);
       if (this.#byId.has(child.id)) throw new SupervisorError("invalid-spec", `two children have the id "${child.id}"`, { childId: child.id });
       this.#add(child);
     }
@@ -156,13 +150,32 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   }
 
   /** `idle` until started, then `starting`, `running`, `stopping`, `stopped`. */
-  get status(): Status {
-    return this.#status;
+  get status(): Phase {
+    return this.#phase;
   }
 
-  /** The options it runs with, for dumps. */
+  /** Its restart strategy. */
   get strategy(): Strategy {
     return this.#strategy;
+  }
+
+  /**
+   * The restart intensity as it stands: restarts inside the current window,
+   * how many are allowed, and the window in ms.
+   *
+   * @example
+   * ```ts
+   * const { used, allowed } = sup.intensity; // e.g. 2 of 3
+   * ```
+   */
+  get intensity(): { used: number; allowed: number; period: number } {
+    const w = this.#window;
+    return { used: w.countAt(Date.now()), allowed: w.intensity, period: w.period };
+  }
+
+  /** Forget a child that ends for good, keep no ignored child, stop all at once (a DynamicSupervisor says yes). */
+  protected get dynamic(): boolean {
+    return false;
   }
 
   /**
@@ -176,53 +189,56 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    * ```
    */
   async start(): Promise<void> {
-    if (this.#status === "stopped") throw new SupervisorError("not-running", `supervisor "${this.name}" has stopped; make a new one`);
-    if (this.#status !== "idle") throw new SupervisorError("already-started", `supervisor "${this.name}" was already started`);
+    if (this.#phase === "stopped") throw new SupervisorError("not-running", `supervisor "${this.name}" has stopped; make a new one`);
+    if (this.#phase !== "idle") throw new SupervisorError("already-started", `supervisor "${this.name}" was already started`);
     if (!this.device.isConnected) {
-      this.#status = "stopped";
+      this.#phase = "stopped";
       this.#settleDone();
       throw new SupervisorError("not-running", `supervisor "${this.name}": its device disconnected before it started`);
     }
-    this.#status = "starting";
+    this.#phase = "starting";
     const life = new Promise<void>((resolve, reject) => {
       this.#life = { resolve, reject };
     });
     this.device
       .manage(
         (signal) => {
-          signal.addEventListener("abort", () => this.#onDeviceAbort(), { once: true });
+          signal.addEventListener("abort", () => void this.#end(this.#deviceEndReason()), { once: true });
           return life;
         },
         { grace: Number.POSITIVE_INFINITY },
       )
       .then(
         () => this.#settleDone(),
-        (crash: Crash) => this.#onDeviceEnded(crash),
+        (crash: Crash) => this.#deviceEnded(crash),
       );
 
     for (const child of [...this.#children]) {
       // A shutdown already queued on the device ended it before its work ran: stop here.
-      if (this.#status !== "starting" || !this.device.isConnected) break;
-      if (this.#byId.get(child.id) !== child || child.held) continue; // deleted or terminated while start() ran
-      const outcome = await this.#startOne(child, undefined);
+      if (this.#phase !== "starting" || !this.device.isConnected) break;
+      if (this.#byId.get(child.id) !== child || this.#held.has(child)) continue; // deleted or terminated while start() ran
+      const outcome = await child.start(undefined);
+      if (outcome.kind === "ignored" && this.#keepsNoIgnored(child)) this.#remove(child);
       if (outcome.kind === "failed") {
         const error = new StartError(child.id, outcome.error);
         await this.#end("start-failed", error);
         throw error;
       }
     }
-    if (this.#status !== "starting" || !this.device.isConnected) {
+    this.#held.clear();
+    if (this.#phase !== "starting" || !this.device.isConnected) {
       void this.#end("shutdown-request");
       await this.#ended;
       throw new SupervisorError("not-running", `supervisor "${this.name}" was stopped while it was starting`);
     }
-    this.#status = "running";
+    this.#phase = "running";
     for (const handle of this.#deferred.splice(0)) handle();
   }
 
   /**
    * Stop every child in reverse start order (each with its grace period,
-   * then killed), then end cleanly. Resolves once the supervisor has ended;
+   * then killed), then end cleanly. Resolves once the supervisor and every
+   * child below it (nested supervisors' children included) are down;
    * calling it again returns the same ending.
    *
    * @example
@@ -231,8 +247,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    * ```
    */
   async stop(): Promise<void> {
-    if (this.#status === "idle") {
-      this.#status = "stopped";
+    if (this.#phase === "idle") {
+      this.#phase = "stopped";
       this.device.disconnect();
       this.emit("shutdown", { id: this.name, device: this.device.id, reason: "stop", fault: undefined, at: Date.now() });
       this.#settleDone();
@@ -240,6 +256,11 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     }
     void this.#end("stop");
     await this.#ended;
+  }
+
+  /** `await using sup = new Supervisor(…)`: stops it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 
   /**
@@ -252,28 +273,27 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    * ```
    */
   async startChild<S>(spec: ChildSpec<S>): Promise<ChildInfo> {
-    return this.#startNew(new Child(normalizeSpec(spec, this.#autoShutdown)));
+    return this.startWith(spec, []);
   }
 
-  /** @internal Shared with DynamicSupervisor, which makes its own Child. */
-  protected async startPrepared(child: Child): Promise<ChildInfo> {
-    return this.#startNew(child);
-  }
-
-  async #startNew(child: Child): Promise<ChildInfo> {
+  /** Add and start a child whose context carries `args` (DynamicSupervisor's extra arguments). */
+  protected async startWith(spec: ChildSpec<any>, args: readonly unknown[]): Promise<ChildInfo> {
     this.#assertRunning();
+    const child = new Child(normalizeSpec(spec, this.#autoShutdown), this.#host, args);
     const existing = this.#byId.get(child.id);
     if (existing !== undefined) {
-      if (existing.isActive) throw new SupervisorError("already-started", `child "${child.id}" is already running`, { childId: child.id });
+      if (existing.isUp) throw new SupervisorError("already-started", `child "${child.id}" is already running`, { childId: child.id });
       throw new SupervisorError("already-present", `child "${child.id}" is already listed (stopped or restarting); use restartChild`, { childId: child.id });
     }
     this.#add(child);
-    const outcome = await this.#startOne(child, undefined);
+    const outcome = await child.start(undefined);
     if (outcome.kind === "failed") {
       this.#remove(child);
       throw new StartError(child.id, outcome.error);
     }
-    return child.info();
+    const info = child.info();
+    if (outcome.kind === "ignored" && this.#keepsNoIgnored(child)) this.#remove(child);
+    return info;
   }
 
   /**
@@ -288,12 +308,11 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    */
   async terminateChild(id: string): Promise<void> {
     const child = this.#find(id);
-    child.pendingRestart = false; // a restart waiting for it will skip it
-    child.restartOwner = undefined;
-    if (child.status === "restarting") child.status = "stopped";
-    if (this.#status === "starting" && child.status === "stopped") child.held = true; // start() has not reached it yet
+    this.#restartHolding(child)?.drop(child); // a restart waiting for it will not bring it back
+    if (this.#phase === "starting" && !child.isUp) this.#held.add(child); // start() has not reached it yet
     await child.stop(this.device.id);
-    if (child.spec.restart === "temporary" || this.#forgetStopped) this.#remove(child);
+    this.#restartHolding(child)?.drop(child); // claimed by a restart while it was going down
+    if (child.spec.restart === "temporary" || this.dynamic) this.#remove(child);
   }
 
   /**
@@ -309,12 +328,12 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   async restartChild(id: string): Promise<ChildInfo> {
     this.#assertRunning();
     const child = this.#find(id);
-    if (child.status === "running") throw new SupervisorError("running", `child "${id}" is running`, { childId: id });
-    if (child.status !== "stopped") throw new SupervisorError(child.publicStatus as "running" | "restarting", `child "${id}" is ${child.publicStatus}`, { childId: id });
-    child.held = false;
-    const outcome = await this.#startOne(child, undefined);
+    this.#assertStopped(child);
+    const outcome = await child.start(undefined);
     if (outcome.kind === "failed") throw new StartError(id, outcome.error);
-    return child.info();
+    const info = child.info();
+    if (outcome.kind === "ignored" && this.#keepsNoIgnored(child)) this.#remove(child);
+    return info;
   }
 
   /**
@@ -329,7 +348,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    */
   deleteChild(id: string): void {
     const child = this.#find(id);
-    if (child.status !== "stopped") throw new SupervisorError(child.publicStatus as "running" | "restarting", `child "${id}" is ${child.publicStatus}`, { childId: id });
+    this.#assertStopped(child);
     this.#remove(child);
   }
 
@@ -357,7 +376,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     let active = 0;
     let supervisors = 0;
     for (const c of this.#children) {
-      if (c.status === "running") active++;
+      const kind = c.life.kind;
+      if (kind === "running" || kind === "stopping") active++;
       if (c.spec.type === "supervisor") supervisors++;
     }
     return { specs: this.#children.length, active, supervisors, workers: this.#children.length - supervisors };
@@ -395,22 +415,17 @@ export class Supervisor extends Emitter<SupervisorEvents> {
    * ```
    */
   stateOf<T = unknown>(id: string): T | undefined {
-    const child = this.#find(id);
-    return child.status === "running" ? (child.state as T) : undefined;
+    return this.#find(id).state as T | undefined;
   }
 
-  /**
-   * The restart intensity as it stands: restarts inside the current window,
-   * how many are allowed, and the window in ms.
-   *
-   * @example
-   * ```ts
-   * const { used, allowed } = sup.intensity; // e.g. 2 of 3
-   * ```
-   */
-  get intensity(): { used: number; allowed: number; period: number } {
-    const w = this.#window;
-    return { used: w.countAt(Date.now()), allowed: w.intensity, period: w.period };
+  /** @internal Settles once this supervisor and everything below it are down (a parent's stop waits for it). */
+  [SUBTREE_DOWN](): Promise<void> {
+    return this.#ended;
+  }
+
+  /** @internal Killed by its parent: end now, killing the children instead of giving them their grace. */
+  kill(): void {
+    void this.#end("killed", undefined, true);
   }
 
   /**
@@ -441,22 +456,183 @@ export class Supervisor extends Emitter<SupervisorEvents> {
         return sup;
       },
       run(ctx, sup) {
-        ctx.signal.addEventListener("abort", () => void sup.stop(), { once: true });
+        // A kill (brutal, or a grace overrun) reaches the grandchildren as a kill too.
+        ctx.signal.addEventListener("abort", () => (isKill(ctx.signal.reason) ? sup.kill() : void sup.stop()), { once: true });
         return sup.done;
       },
     };
   }
 
+  // ------------------------------------------------------------------ children's events (via Host)
+
+  /** @internal */
+  _childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
+    if (this.wants("child-started")) this.emit("child-started", { id: child.id, device: run.device.id, restarts: child.restarts, at: Date.now() });
+    if (owner !== undefined && this.wants("child-restarted")) {
+      this.emit("child-restarted", { id: child.id, device: run.device.id, restarts: child.restarts, at: Date.now(), delay: owner.delay });
+    }
+  }
+
+  /** @internal */
+  _startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
+    if (owner !== undefined && this.#restarts.has(owner)) owner.startSettled(child, outcome);
+  }
+
+  /** @internal A child's run ended: report it, then — when nobody asked it to stop — decide what comes next. */
+  _childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
+    const at = Date.now();
+    const uptime = at - run.startedAt;
+    const requested = stop !== undefined;
+    if (this.wants("child-exited")) this.emit("child-exited", { id: child.id, device: run.device.id, fault, requested, at, uptime });
+    const record: ExecutionRecord = { id: recordId(), name: child.id, start: run.startedAt, duration: uptime, outcome: requested && fault === undefined ? "shutdown" : outcomeOf(fault) };
+    if (fault !== undefined) record.fault = fault;
+    this.#records.push(record);
+    if (this.wants("record")) this.emit("record", record);
+    if (requested) return; // whoever stopped it decides what comes next
+    if (this.#phase === "starting") {
+      this.#deferred.push(() => this.#exited(child, fault, uptime));
+      return;
+    }
+    this.#exited(child, fault, uptime);
+  }
+
+  /** A child ended on its own: a restart in progress takes it back, or `planExit` decides. */
+  #exited(child: Child, fault: Fault | undefined, uptime: number): void {
+    if (this.#phase !== "running" || this.#byId.get(child.id) !== child) return;
+    const holding = this.#restartHolding(child);
+    if (holding !== undefined) {
+      // Part of a group being restarted that had not been stopped yet: no decision of its own.
+      holding.fell(child);
+      if (child.spec.restart === "temporary") this.#remove(child);
+      return;
+    }
+    const now = Date.now();
+    const plan = planExit({
+      fault,
+      restart: child.spec.restart,
+      significant: child.spec.significant,
+      uptime,
+      backoffLevel: child.backoffLevel,
+      autoShutdown: this.#autoShutdown,
+      otherSignificantUp: this.#autoShutdown === "all-significant" && this.#children.some((c) => c !== child && c.spec.significant && c.status !== "stopped"),
+      forgetStopped: this.dynamic,
+      restartsInWindow: this.#window.countAt(now),
+      intensity: this.#window.intensity,
+      period: this.#window.period,
+      backoff: this.#backoff,
+      random: this.#backoff?.jitter ? Math.random() : 0,
+    });
+    switch (plan.kind) {
+      case "forget":
+        this.#remove(child);
+        return;
+      case "keep":
+        return;
+      case "auto-shutdown":
+        if (plan.forget) this.#remove(child);
+        void this.#end("auto-shutdown");
+        return;
+      case "give-up":
+        this.#giveUp(child);
+        return;
+      case "restart":
+        this.#window.add(now);
+        child.backoffLevel = plan.level;
+        this.#restart(child, plan.delay);
+    }
+  }
+
+  /** Carry out a restart of `failed` and the siblings its strategy takes along; an overlapping restart in progress is absorbed. */
+  #restart(failed: Child, delay: number): void {
+    const children = this.#children;
+    let members: Child[];
+    if (this.#strategy === "one-for-one") members = [failed];
+    else {
+      const at = children.indexOf(failed);
+      const down = children.map((c) => c.status === "stopped");
+      members = restartGroup(this.#strategy, down, at).map((i) => children[i]!);
+    }
+    // A newer restart takes over any older one it overlaps (OTP would have finished the older one first).
+    for (const older of this.#restarts) {
+      if (!members.some((m) => older.holds(m))) continue;
+      for (const m of older.members) if (!members.includes(m)) members.push(m);
+      this.#restarts.delete(older);
+      older.cancel();
+    }
+    if (members.length > 1) members.sort((a, b) => children.indexOf(a) - children.indexOf(b));
+    const plan = new GroupRestart(this.#host, members, delay);
+    this.#restarts.add(plan);
+    plan.begin();
+  }
+
+  /** @internal A start inside a restart failed: count it like any restart; the delay before the retry, or undefined once given up. */
+  _retryDelay(child: Child): number | undefined {
+    if (this.#phase !== "running") return undefined;
+    const now = Date.now();
+    const plan = planRetry(this.#window.countAt(now), this.#window.intensity, this.#backoff, child.backoffLevel, this.#backoff?.jitter ? Math.random() : 0);
+    if (plan.kind !== "restart") {
+      this.#giveUp(child);
+      return undefined;
+    }
+    this.#window.add(now);
+    child.backoffLevel = plan.level;
+    return plan.delay;
+  }
+
+  /** @internal */
+  _restartFinished(plan: GroupRestart): void {
+    this.#restarts.delete(plan);
+  }
+
+  /** @internal A member of a restart is not coming back. */
+  _forget(child: Child): void {
+    this.#remove(child);
+  }
+
+  /** @internal A restart's start was ignored. */
+  _ignored(child: Child): void {
+    if (this.#keepsNoIgnored(child)) {
+      this.#restartHolding(child)?.drop(child);
+      this.#remove(child);
+    }
+  }
+
+  /** More restarts than the intensity allows: OTP's supervisor stops its children and ends with a fault. */
+  #giveUp(child: Child): void {
+    const { intensity, period } = this.#window;
+    this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity, period, at: Date.now() });
+    const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${intensity} restarts within ${period} ms (last: "${child.id}")`, { childId: child.id });
+    void this.#end("intensity-exceeded", error);
+  }
+
   // ------------------------------------------------------------------ internals
 
   #assertRunning(): void {
-    if (this.#status !== "running") throw new SupervisorError("not-running", `supervisor "${this.name}" is ${this.#status}`);
+    if (this.#phase !== "running") throw new SupervisorError("not-running", `supervisor "${this.name}" is ${this.#phase}`);
+  }
+
+  #assertStopped(child: Child): void {
+    const status = child.status;
+    if (child.life.kind === "stopped") return;
+    const code = status === "restarting" ? "restarting" : "running";
+    throw new SupervisorError(code, `child "${child.id}" is ${status}`, { childId: child.id });
   }
 
   #find(id: string): Child {
-    const child = this.#byId.get(id);
+    const child = typeof id === "string" ? this.#byId.get(id) : undefined;
     if (child === undefined) throw new SupervisorError("not-found", `no child "${String(id)}"`, { childId: String(id) });
     return child;
+  }
+
+  /** The restart in progress that holds `child`, if any. */
+  #restartHolding(child: Child): GroupRestart | undefined {
+    for (const plan of this.#restarts) if (plan.holds(child)) return plan;
+    return undefined;
+  }
+
+  /** OTP drops an ignored temporary child; Elixir's DynamicSupervisor keeps no ignored child at all. */
+  #keepsNoIgnored(child: Child): boolean {
+    return child.spec.restart === "temporary" || this.dynamic;
   }
 
   #add(child: Child): void {
@@ -467,175 +643,14 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   #remove(child: Child): void {
     if (this.#byId.get(child.id) !== child) return;
     this.#byId.delete(child.id);
+    this.#held.delete(child);
     const at = this.#children.indexOf(child);
     if (at >= 0) this.#children.splice(at, 1);
   }
 
-  /** @internal Children listed now (O(1), for DynamicSupervisor's maxChildren). */
+  /** @internal Children listed now (O(1), for DynamicSupervisor's maxChildren): running, starting and restarting ones. */
   protected get childCount(): number {
     return this.#children.length;
-  }
-
-  /** Start one incarnation and report it; `delay` is set for restarts. */
-  async #startOne(child: Child, delay: number | undefined): Promise<StartOutcome> {
-    child.restartDelay = delay;
-    const outcome = await child.start(this.#onExit, this.#onStarted);
-    if (outcome.kind === "ignored" && child.spec.restart === "temporary") this.#remove(child); // OTP keeps no ignored temporary child
-    return outcome;
-  }
-
-  /** Events are built only for listeners: a restart loop nobody watches allocates no payloads. */
-  readonly #onStarted = (child: Child, device: number): void => {
-    const delay = child.restartDelay;
-    if (this.wants("child-started")) this.emit("child-started", { id: child.id, device, restarts: child.restarts, at: Date.now() });
-    if (delay !== undefined && this.wants("child-restarted")) {
-      this.emit("child-restarted", { id: child.id, device, restarts: child.restarts, at: Date.now(), delay });
-    }
-  };
-
-  readonly #onExit = (child: Child, device: number, fault: Fault | undefined, requested: boolean, uptime: number): void => {
-    const at = Date.now();
-    if (this.wants("child-exited")) this.emit("child-exited", { id: child.id, device, fault, requested, at, uptime });
-    const record: ExecutionRecord = { id: recordId(), name: child.id, start: at - uptime, duration: uptime, outcome: requested && fault === undefined ? "shutdown" : outcomeOf(fault) };
-    if (fault !== undefined) record.fault = fault;
-    this.#records.push(record);
-    if (this.wants("record")) this.emit("record", record);
-    if (requested) return; // whoever stopped it decides what comes next
-    if (this.#status === "starting") {
-      this.#deferred.push(() => this.#handleExit(child, fault, uptime));
-      return;
-    }
-    this.#handleExit(child, fault, uptime);
-  };
-
-  /** A child ended on its own: OTP's restart decision, intensity, strategy, auto-shutdown. */
-  #handleExit(child: Child, fault: Fault | undefined, uptime: number): void {
-    if (this.#status !== "running" || this.#byId.get(child.id) !== child) return;
-    if (child.pendingRestart) return; // already part of a group being restarted
-    const decision = decideExit(child.spec.restart, fault);
-    if (decision === "delete" || (decision === "keep" && this.#forgetStopped)) this.#remove(child);
-    if (decision !== "restart") {
-      if (child.spec.significant) this.#autoShutdownAfter(child);
-      return;
-    }
-    const backoff = this.#backoff;
-    if (backoff !== undefined && uptime >= (backoff.reset ?? this.#window.period)) child.backoffLevel = 0;
-    if (!this.#countRestart(child)) return;
-    // A bug in a restart must end the supervisor with a fault, never escape as an unhandled rejection.
-    this.#restart(child, this.#groupOf(child)).catch((error: unknown) => void this.#end("crashed", error));
-  }
-
-  /** Count a restart against the intensity; false (and the supervisor fails) when it is one too many. */
-  #countRestart(child: Child): boolean {
-    const now = Date.now();
-    if (!this.#window.add(now)) return true;
-    const { intensity, period } = this.#window;
-    this.emit("restart-intensity-exceeded", { id: child.id, device: this.device.id, intensity, period, at: now });
-    const error = new SupervisorError("intensity-exceeded", `supervisor "${this.name}": more than ${intensity} restarts within ${period} ms (last: "${child.id}")`, { childId: child.id });
-    void this.#end("intensity-exceeded", error);
-    return false;
-  }
-
-  /** Who restarts with `child`: it alone, everyone, or it and those started after it. */
-  #groupOf(child: Child): Child[] {
-    switch (this.#strategy) {
-      case "one-for-one":
-        return [child];
-      case "one-for-all":
-        return this.#children.filter((c) => c === child || c.status !== "stopped");
-      case "rest-for-one": {
-        const at = this.#children.indexOf(child);
-        return this.#children.filter((c, i) => c === child || (i > at && c.status !== "stopped"));
-      }
-    }
-  }
-
-  /**
-   * Restart `group` (in start order) because `failed` ended: stop the others
-   * in reverse order, wait the backoff delay, start them again one by one.
-   * A failed start counts as a restart and is retried from that child on.
-   */
-  async #restart(failed: Child, group: Child[]): Promise<void> {
-    // This restart owns the group from now on; an older restart that meets one of them again leaves it alone.
-    const owner = {};
-    for (const c of group) {
-      c.pendingRestart = true;
-      c.restartOwner = owner;
-    }
-    failed.status = "restarting";
-    for (let i = group.length - 1; i >= 0; i--) {
-      const c = group[i]!;
-      if (c === failed) continue;
-      await c.stop(this.device.id); // a start in flight is cancelled and wound down first
-      if (c.restartOwner !== owner) continue; // terminated or taken over meanwhile
-      if (c.spec.restart === "temporary") {
-        c.pendingRestart = false;
-        c.restartOwner = undefined;
-        this.#remove(c); // temporary siblings are not brought back
-      } else if (c.status === "stopped") c.status = "restarting";
-    }
-    let members = group.length === 1 ? group : group.filter((c) => this.#byId.get(c.id) === c);
-    let from = failed;
-    for (;;) {
-      const delay = this.#backoffDelay(from);
-      if (delay > 0) await this.#sleep(delay);
-      let failedAgain: Child | undefined;
-      for (const c of members) {
-        if (this.#status !== "running") return;
-        if (c.restartOwner !== owner || c.status !== "restarting") continue; // terminated, deleted or taken over meanwhile
-        c.restartOwner = undefined;
-        c.pendingRestart = false;
-        c.restarts++;
-        const outcome = await this.#startOne(c, delay);
-        if (outcome.kind === "failed") {
-          c.status = "restarting";
-          c.pendingRestart = true;
-          c.restartOwner = owner;
-          failedAgain = c;
-          break;
-        }
-        if (outcome.kind === "cancelled") continue; // terminated or taken over while it started: the rest of the group goes on
-      }
-      if (failedAgain === undefined) return;
-      // OTP's try-again: the failed start counts against the intensity, then it and the rest are retried.
-      if (this.#status !== "running" || !this.#countRestart(failedAgain)) return;
-      members = members.slice(members.indexOf(failedAgain));
-      from = failedAgain;
-    }
-  }
-
-  #backoffDelay(child: Child): number {
-    const backoff = this.#backoff;
-    if (backoff === undefined) return 0;
-    return backoffDelay(backoff, child.backoffLevel++, Math.random());
-  }
-
-  /** A delay that `stop()` cuts short. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const pending: PendingRestart = {
-        timer: undefined,
-        wake: () => {
-          clearTimeout(pending.timer);
-          this.#pending.delete(pending);
-          resolve();
-        },
-      };
-      pending.timer = setTimeout(pending.wake, ms);
-      this.#pending.add(pending);
-    });
-  }
-
-  /** OTP's auto_shutdown, after a significant child ended without being restarted. */
-  #autoShutdownAfter(child: Child): void {
-    if (this.#autoShutdown === "never") return;
-    if (this.#autoShutdown === "all-significant" && this.#children.some((c) => c !== child && c.spec.significant && c.status !== "stopped")) return;
-    void this.#end("auto-shutdown");
-  }
-
-  /** The supervisor's device was asked to shut down, or was brought down. */
-  #onDeviceAbort(): void {
-    void this.#end(this.#deviceEndReason());
   }
 
   /** A shutdown message, or a clean disconnect from outside, is a stop request; a fault brought it down. */
@@ -645,51 +660,97 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     return fault.kind === "cascade" ? "cascade" : "killed";
   }
 
-  #onDeviceEnded(crash: Crash): void {
+  #deviceEnded(crash: Crash): void {
     if (crash.kind === "error") {
       this.#settleDone(crash.cause); // our own failure (intensity, start): the children are already stopped
       return;
     }
     // Whatever ended the device, `done` settles only once the children have been stopped.
-    void this.#end(this.#deviceEndReason()).then(() => this.#settleDone(crash.kind === "shutdown" ? undefined : crash));
+    const reason = this.#deviceEndReason();
+    void this.#end(reason, undefined, reason === "killed").then(() => this.#settleDone(crash.kind === "shutdown" ? undefined : crash));
   }
 
   /**
-   * The one way a started supervisor ends: cancel pending restarts, stop the
-   * children in reverse order, then end the device (with `error` as fault).
+   * The one way a started supervisor ends: cancel the restarts in progress,
+   * stop the children in reverse order (killing them when `kill`), then end
+   * the device (with `error` as fault).
    */
-  #end(reason: ShutdownReason, error?: unknown): Promise<void> {
-    if (this.#shutdown !== undefined) return this.#shutdown;
-    this.#status = "stopping";
-    for (const pending of [...this.#pending]) pending.wake();
+  #end(reason: ShutdownReason, error?: unknown, kill = false): Promise<void> {
+    if (this.#shutdown !== undefined) {
+      if (kill) for (const c of this.#children) if (c.isUp) void c.stop(this.device.id, undefined, true);
+      return this.#shutdown;
+    }
+    this.#phase = "stopping";
+    for (const plan of this.#restarts) plan.cancel();
+    this.#restarts.clear();
     this.#shutdown = (async () => {
-      await this.#stopAll();
-      this.#status = "stopped";
+      await this.#stopAll(kill);
+      this.#phase = "stopped";
       const fault = error !== undefined ? Fault.error(error) : this.device.isConnected ? undefined : this.device.fault;
       this.emit("shutdown", { id: this.name, device: this.device.id, reason, fault, at: Date.now() });
       if (error !== undefined) this.#life?.reject(error);
       else this.#life?.resolve();
+      if (this.#life === undefined) this.#settleDone(error);
     })();
     return this.#shutdown;
   }
 
-  async #stopAll(): Promise<void> {
+  async #stopAll(kill: boolean): Promise<void> {
     const from = this.device.id;
     const children = [...this.#children].reverse();
-    for (const c of children) {
-      c.pendingRestart = false;
-      if (c.status === "restarting") c.status = "stopped";
-    }
-    if (this.#parallelStop) await Promise.all(children.map((c) => c.stop(from)));
-    else for (const c of children) await c.stop(from);
+    if (this.dynamic) await Promise.all(children.map((c) => c.stop(from, undefined, kill)));
+    else for (const c of children) await c.stop(from, undefined, kill);
     // Temporary children are forgotten, in one pass (not one list rebuild each).
     const kept: Child[] = [];
     for (const c of this.#children) {
-      if (c.spec.restart === "temporary") this.#byId.delete(c.id);
+      if (c.spec.restart === "temporary" || this.dynamic) this.#byId.delete(c.id);
       else kept.push(c);
     }
     this.#children = kept;
   }
+}
+
+/**
+ * The supervisor's side of its children's and restarts' events, kept off
+ * the public class (so `Child` and `GroupRestart` never appear in its type).
+ */
+class Host implements ChildListener, RestartHost {
+  readonly #sup: Supervisor;
+  constructor(sup: Supervisor) {
+    this.#sup = sup;
+  }
+  get strategy(): Strategy {
+    return this.#sup.strategy;
+  }
+  get deviceId(): number {
+    return this.#sup.device.id;
+  }
+  childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
+    this.#sup._childStarted(child, run, owner);
+  }
+  startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
+    this.#sup._startSettled(child, outcome, owner);
+  }
+  childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
+    this.#sup._childExited(child, run, fault, stop);
+  }
+  forget(child: Child): void {
+    this.#sup._forget(child);
+  }
+  ignored(child: Child): void {
+    this.#sup._ignored(child);
+  }
+  retryDelay(child: Child): number | undefined {
+    return this.#sup._retryDelay(child);
+  }
+  finished(plan: GroupRestart): void {
+    this.#sup._restartFinished(plan);
+  }
+}
+
+/** A signal reason that says "killed" (a brutal shutdown or a grace overrun), not "asked to stop". */
+function isKill(reason: unknown): boolean {
+  return typeof reason === "object" && reason !== null && (reason as Partial<Crash>).kind === "killed";
 }
 
 function badOption(message: string): SupervisorError {
@@ -704,4 +765,3 @@ function checkBackoff(backoff: Backoff): void {
   if (typeof jitter !== "number" || !(jitter >= 0)) throw badOption(`backoff.jitter must be ≥ 0, not ${String(jitter)}`);
   if (reset !== undefined && (typeof reset !== "number" || !(reset >= 0))) throw badOption(`backoff.reset must be ms ≥ 0, not ${String(reset)}`);
 }
-
