@@ -125,8 +125,3 @@ export function normalizeSpec(spec: unknown, autoShutdown: "never" | "any-signif
   if (significant && autoShutdown === "never") throw invalid(id, 'a significant child needs autoShutdown "any-significant" or "all-significant" (as in OTP)');
   return { id, init: s.init as NormalizedSpec["init"], run: s.run as NormalizedSpec["run"], restart, shutdown, significant, type };
 }
-
-/** @internal The `grace` given to `manage` for a shutdown spec (brutal is handled by killing directly). */
-export function graceOf(shutdown: Shutdown): number {
-  return shutdown === "infinity" ? Number.POSITIVE_INFINITY : shutdown === "brutal" ? 0 : shutdown;
-}

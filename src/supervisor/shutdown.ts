@@ -27,3 +27,13 @@ export function requestStop(device: Device, shutdown: Shutdown, from: number): v
 export function graceOf(shutdown: Shutdown): number {
   return shutdown === "infinity" ? Number.POSITIVE_INFINITY : shutdown === "brutal" ? 0 : shutdown;
 }
+
+/**
+ * Whether an abort reason says "killed" (a brutal shutdown or a grace
+ * overrun) rather than "asked to stop": a nested supervisor that is killed
+ * kills its own children, as linked processes die with a killed OTP
+ * supervisor, instead of giving them their grace.
+ */
+export function isKilled(reason: unknown): boolean {
+  return typeof reason === "object" && reason !== null && (reason as { kind?: unknown }).kind === "killed";
+}

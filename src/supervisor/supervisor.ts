@@ -21,6 +21,7 @@ import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
 import { GroupRestart, type RestartHost } from "./group-restart.js";
+import { isKilled } from "./shutdown.js";
 import { type Backoff, planExit, planRetry, RestartWindow, restartGroup } from "./restart.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
@@ -457,7 +458,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       },
       run(ctx, sup) {
         // A kill (brutal, or a grace overrun) reaches the grandchildren as a kill too.
-        ctx.signal.addEventListener("abort", () => (isKill(ctx.signal.reason) ? sup.kill() : void sup.stop()), { once: true });
+        ctx.signal.addEventListener("abort", () => (isKilled(ctx.signal.reason) ? sup.kill() : void sup.stop()), { once: true });
         return sup.done;
       },
     };
@@ -746,11 +747,6 @@ class Host implements ChildListener, RestartHost {
   finished(plan: GroupRestart): void {
     this.#sup._restartFinished(plan);
   }
-}
-
-/** A signal reason that says "killed" (a brutal shutdown or a grace overrun), not "asked to stop". */
-function isKill(reason: unknown): boolean {
-  return typeof reason === "object" && reason !== null && (reason as Partial<Crash>).kind === "killed";
 }
 
 function badOption(message: string): SupervisorError {

@@ -7,11 +7,13 @@ import { Emitter } from "../core/emitter.js";
 import PQueue from "p-queue";
 import { Crash, makeCrash } from "../core/crash.js";
 import { Device } from "../core/device.js";
-import { Fault } from "../core/fault.js";
-import { runManaged, type Work } from "../core/manage.js";
+import { startManaged, type Work } from "../core/manage.js";
+import { durationProblem } from "../core/timer.js";
+import { registry } from "../calls/registry.js";
 import { type ExecutionRecord, outcomeOf, recordId } from "../core/records.js";
+import { SUBTREE_DOWN } from "./child.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
-import { graceOf } from "./child-spec.js";
+import { graceOf, isKilled, requestStop } from "./shutdown.js";
 import { SupervisorError } from "./errors.js";
 import type { SupervisorEvents } from "./events.js";
 
@@ -22,12 +24,21 @@ export interface TaskSupervisorOptions {
   shutdown?: Shutdown;
   /** Tasks it may run at once; `async` beyond it is `max-children`. Default unlimited. */
   maxChildren?: number;
+  /**
+   * Register it under its `name` in the default {@link registry} while it
+   * runs (Elixir's `{Task.Supervisor, name: …}`), so code anywhere reaches
+   * a task supervisor declared as a child: `registry.whereis("jobs", TaskSupervisor)`.
+   * The name is freed when it stops. Default false.
+   */
+  register?: boolean;
 }
 
 /** Options of {@link TaskSupervisor.async}. */
 export interface TaskOptions {
-  /** ms before the task is abandoned with fault `timeout`. */
+  /** ms before the task is abandoned with fault `timeout` (`Infinity`: none, the default). */
   timeout?: number;
+  /** Aborting it cancels the task, like {@link Task.cancel}. */
+  signal?: AbortSignal;
 }
 
 /** One result of {@link TaskSupervisor.asyncStream}: a value, or why the task ended without one. */
@@ -43,6 +54,8 @@ export interface StreamOptions {
   timeout?: number;
   /** On a timeout: end the stream with the timeout's Crash (`throw`, default), or yield `{ status: "exit" }` and go on (`kill-task`). */
   onTimeout?: "throw" | "kill-task";
+  /** Aborting it cancels the tasks still running and ends the stream with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const noop = (): void => {};
@@ -61,14 +74,14 @@ export class Task<T> implements PromiseLike<T> {
   readonly id: string;
   readonly device: Device;
   readonly #result: Promise<T>;
-  readonly #brutal: boolean;
+  readonly #shutdown: Shutdown;
 
   /** @internal */
-  constructor(id: string, device: Device, result: Promise<T>, brutal: boolean) {
+  constructor(id: string, device: Device, result: Promise<T>, shutdown: Shutdown) {
     this.id = id;
     this.device = device;
     this.#result = result;
-    this.#brutal = brutal;
+    this.#shutdown = shutdown;
     result.catch(noop);
   }
 
@@ -83,8 +96,12 @@ export class Task<T> implements PromiseLike<T> {
    * rejects with a `Crash` of kind `shutdown` (or `killed`).
    */
   cancel(): Promise<void> {
-    if (this.#brutal) this.device.disconnect(Fault.killed);
-    else this.device.line().shutdown(this.device.id);
+    return this.stop(false);
+  }
+
+  /** @internal Cancel, or kill at once (`kill`): the kill path every supervisor shares. */
+  stop(kill: boolean): Promise<void> {
+    requestStop(this.device, kill ? "brutal" : this.#shutdown, this.device.id);
     return this.#result.then(noop, noop);
   }
 }
@@ -108,7 +125,8 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   /** Resolves once stopped. */
   readonly done: Promise<void>;
   readonly #grace: number;
-  readonly #brutal: boolean;
+  readonly #shutdownSpec: Shutdown;
+  readonly #register: boolean;
   readonly #maxChildren: number;
   readonly #running = new Map<string, Task<unknown>>();
   #seq = 0;
@@ -119,8 +137,11 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
 
   constructor(options: TaskSupervisorOptions = {}) {
     super();
-    const { name, shutdown = 5000, maxChildren = Number.POSITIVE_INFINITY } = options ?? {};
+    if (typeof options !== "object" || options === null) throw new SupervisorError("invalid-options", "options must be an object");
+    const { name, shutdown = 5000, maxChildren = Number.POSITIVE_INFINITY, register = false } = options;
     if (name !== undefined && typeof name !== "string") throw new SupervisorError("invalid-options", "name must be a string");
+    if (typeof register !== "boolean") throw new SupervisorError("invalid-options", "register must be a boolean");
+    if (register && name === undefined) throw new SupervisorError("invalid-options", "register needs a name to register under");
     if (!(shutdown === "brutal" || shutdown === "infinity" || (typeof shutdown === "number" && shutdown >= 0))) {
       throw new SupervisorError("invalid-options", `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${String(shutdown)}`);
     }
@@ -130,7 +151,8 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     this.device = new Device({ name: name ?? "tasks" });
     this.name = name ?? `tasks-${this.device.id}`;
     this.#grace = graceOf(shutdown);
-    this.#brutal = shutdown === "brutal";
+    this.#shutdownSpec = shutdown;
+    this.#register = register;
     this.#maxChildren = maxChildren;
     this.done = new Promise<void>((resolve, reject) => {
       this.#settleDone = (error) => (error === undefined ? resolve() : reject(error));
@@ -140,7 +162,8 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     this.#managed = this.device
       .manage(
         (signal) => {
-          signal.addEventListener("abort", () => void this.stop(), { once: true });
+          // A kill (its parent's brutal shutdown or grace overrun) kills the tasks too.
+          signal.addEventListener("abort", () => void this.#stop(isKilled(signal.reason)), { once: true });
           return this.done;
         },
         { grace: Number.POSITIVE_INFINITY },
@@ -149,6 +172,7 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
         () => undefined,
         (crash: Crash) => crash,
       );
+    if (register) registry.register(this.name, this); // freed when its device disconnects
   }
 
   /** Tasks running now. */
@@ -169,24 +193,27 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   async<T>(fn: Work<T>, options?: TaskOptions): Task<T> {
     if (this.#stopping !== undefined) throw new SupervisorError("not-running", `task supervisor "${this.name}" has stopped`);
     if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "async() takes a function");
+    if (options !== undefined && (typeof options !== "object" || options === null)) throw new SupervisorError("invalid-options", "async() options must be an object");
     const timeout = options?.timeout;
-    if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0)) {
-      throw new SupervisorError("invalid-options", `timeout must be ms ≥ 0, not ${String(timeout)}`);
-    }
+    const bad = timeout === undefined ? undefined : durationProblem("timeout", timeout);
+    if (bad !== undefined) throw new SupervisorError("invalid-options", bad);
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new SupervisorError("invalid-options", "signal must be an AbortSignal");
     if (this.#running.size >= this.#maxChildren) throw new SupervisorError("max-children", `task supervisor "${this.name}" already runs ${this.#maxChildren} tasks`);
     const id = `${this.name}/${++this.#seq}`;
     const device = new Device({ name: id });
     const startedAt = Date.now();
-    const result = runManaged(device._board, fn, timeout === undefined ? { grace: this.#grace } : { grace: this.#grace, timeout }, false);
-    const task = new Task<T>(id, device, result, this.#brutal);
+    const manageOptions = timeout === undefined ? { grace: this.#grace } : { grace: this.#grace, timeout };
+    const result = startManaged(device._board, fn, signal === undefined ? manageOptions : { ...manageOptions, signal }, "disconnect");
+    const task = new Task<T>(id, device, result, this.#shutdownSpec);
     this.#running.set(id, task as Task<unknown>);
-    this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
+    if (this.wants("child-started")) this.emit("child-started", { id, device: device.id, restarts: 0, at: startedAt });
     const ended = (outcome: ExecutionRecord["outcome"]) => {
       this.#running.delete(id);
       const at = Date.now();
       const fault = device.fault;
       const requested = this.#stopping !== undefined;
-      this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
+      if (this.wants("child-exited")) this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
       if (this.wants("record")) {
         const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome };
         if (fault !== undefined) record.fault = fault;
@@ -216,12 +243,20 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     fn: (input: I, signal: AbortSignal) => R | PromiseLike<R>,
     options: StreamOptions = {},
   ): AsyncIterable<StreamResult<R>> {
-    const { maxConcurrency = defaultConcurrency(), ordered = true, timeout = 5000, onTimeout = "throw" } = options;
+    if (typeof options !== "object" || options === null) throw new SupervisorError("invalid-options", "asyncStream() options must be an object");
+    const { maxConcurrency = defaultConcurrency(), ordered = true, timeout = 5000, onTimeout = "throw", signal } = options;
+    const bad = durationProblem("timeout", timeout);
+    if (bad !== undefined) throw new SupervisorError("invalid-options", bad);
+    if (typeof ordered !== "boolean") throw new SupervisorError("invalid-options", "ordered must be a boolean");
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new SupervisorError("invalid-options", "signal must be an AbortSignal");
+    if (inputs === null || typeof inputs !== "object" || !(Symbol.iterator in inputs || Symbol.asyncIterator in inputs)) {
+      throw new SupervisorError("invalid-options", "asyncStream() takes an iterable or async iterable of inputs");
+    }
     if (!(Number.isInteger(maxConcurrency) && maxConcurrency >= 1)) throw new SupervisorError("invalid-options", `maxConcurrency must be an integer ≥ 1, not ${String(maxConcurrency)}`);
     if (onTimeout !== "throw" && onTimeout !== "kill-task") throw new SupervisorError("invalid-options", `onTimeout must be "throw" or "kill-task", not ${String(onTimeout)}`);
     if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "asyncStream() takes a function");
     return {
-      [Symbol.asyncIterator]: () => this.#stream(inputs, fn, maxConcurrency, ordered, timeout, onTimeout),
+      [Symbol.asyncIterator]: () => this.#stream(inputs, fn, maxConcurrency, ordered, timeout, onTimeout, signal),
     };
   }
 
@@ -232,8 +267,19 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     ordered: boolean,
     timeout: number,
     onTimeout: "throw" | "kill-task",
+    signal: AbortSignal | undefined,
   ): AsyncGenerator<StreamResult<R>> {
     const queue = new PQueue({ concurrency: maxConcurrency });
+    // A task that cannot start (max-children, a stopped supervisor) or the caller's abort ends the
+    // stream at once: raced against every wait, not found only when its turn in the order comes.
+    let fail!: (error: unknown) => void;
+    const failed = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    failed.catch(noop);
+    const onAbort = (): void => fail(signal!.reason);
+    signal?.throwIfAborted();
+    signal?.addEventListener("abort", onAbort, { once: true });
     const source = Symbol.asyncIterator in inputs ? inputs[Symbol.asyncIterator]() : inputs[Symbol.iterator]();
     /** Started and not yet yielded, in input order. */
     const window: { task: Task<R> | undefined; outcome: Promise<StreamResult<R>> }[] = [];
@@ -250,21 +296,22 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
           // p-queue holds the concurrency bound; the window (≤ maxConcurrency) is what keeps input pulling lazy.
           const entry: (typeof window)[number] = { task: undefined, outcome: undefined as unknown as Promise<StreamResult<R>> };
           entry.outcome = queue.add(() => {
-            entry.task = this.async<R>((signal) => fn(input, signal), { timeout });
+            entry.task = this.async<R>((taskSignal) => fn(input, taskSignal), { timeout });
             return toResult(entry.task);
           }) as Promise<StreamResult<R>>;
-          entry.outcome.catch(noop);
+          entry.outcome.catch(fail);
           window.push(entry);
         }
         if (window.length === 0) return;
         let index = 0;
-        if (!ordered) index = await Promise.race(window.map((w, i) => w.outcome.then(() => i)));
+        if (!ordered) index = await Promise.race([failed, ...window.map((w, i) => w.outcome.then(() => i))]);
         const { outcome } = window.splice(index, 1)[0]!;
-        const result = await outcome;
+        const result = await Promise.race([outcome, failed]);
         if (result.status === "exit" && result.reason.kind === "timeout" && onTimeout === "throw") throw result.reason;
         yield result;
       }
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       queue.clear();
       await Promise.all(window.map((w) => w.task?.cancel()));
       await (source as { return?: () => unknown }).return?.();
@@ -280,10 +327,32 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
    * ```
    */
   stop(): Promise<void> {
-    if (this.#stopping !== undefined) return this.#stopping;
+    return this.#stop(false);
+  }
+
+  /** `await using tasks = new TaskSupervisor()`: stops it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  /** @internal Settles once every task is down (a parent's stop waits for it). */
+  [SUBTREE_DOWN](): Promise<void> {
+    return this.done.then(noop, noop);
+  }
+
+  /** @internal Killed by its parent: kill the tasks instead of giving them their grace. */
+  kill(): void {
+    void this.#stop(true);
+  }
+
+  #stop(kill: boolean): Promise<void> {
+    if (this.#stopping !== undefined) {
+      if (kill) for (const t of this.#running.values()) void t.stop(true);
+      return this.#stopping;
+    }
     this.#stopping = (async () => {
       const tasks = [...this.#running.values()];
-      await Promise.all(tasks.map((t) => t.cancel()));
+      await Promise.all(tasks.map((t) => t.stop(kill)));
       const fault = this.device.fault;
       const reason = this.device.isConnected ? "stop" : fault === undefined ? "shutdown-request" : fault.kind === "cascade" ? "cascade" : "killed";
       this.device.disconnect();
@@ -311,7 +380,7 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
       id,
       init: () => new TaskSupervisor({ name: id, ...options }),
       run(ctx, tasks) {
-        ctx.signal.addEventListener("abort", () => void tasks.stop(), { once: true });
+        ctx.signal.addEventListener("abort", () => (isKilled(ctx.signal.reason) ? tasks.kill() : void tasks.stop()), { once: true });
         return tasks.done;
       },
     };
