@@ -9,7 +9,8 @@
  * without a stack; a synchronous failure settles on a microtask, after the
  * caller has attached its handler, so Node's rejection tracking never runs.
  */
-import { type Crash, makeCrash } from "./crash.js";
+import { type Crash, type CrashKind, makeCrash } from "./crash.js";
+import type { DeviceId } from "./device-id.js";
 import { Fault } from "./fault.js";
 import { LinkError } from "./link-error.js";
 import type { Message } from "./message.js";
@@ -58,12 +59,12 @@ function rejectSoon<T>(error: unknown): Promise<T> {
 
 function onTimeout(run: ManageRun<unknown>): void {
   run.timer = undefined;
-  run.end(Fault.timeout, makeCrash("timeout"));
+  run.end(Fault.timeout, run.crashWith("timeout"));
 }
 
 function onGraceOver(run: ManageRun<unknown>): void {
   run.graceTimer = undefined;
-  run.end(Fault.killed, makeCrash("killed", undefined, Fault.killed));
+  run.end(Fault.killed, run.crashWith("killed", undefined, Fault.killed));
 }
 
 /** @internal Told, once, that a run has settled (instead of a result promise: supervised children need none). */
@@ -139,7 +140,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (message === undefined) {
       // Disconnected by someone else (a supervisor's kill, disconnect(), disposal).
       const b = this.board;
-      this.end(undefined, b.fault === undefined ? makeCrash("shutdown", b.id) : makeCrash("killed", undefined, b.fault));
+      this.end(undefined, b.fault === undefined ? this.crashWith("shutdown", b.id) : this.crashWith("killed", undefined, b.fault));
       return;
     }
     if (message.kind === "disconnected" ? message.fault === undefined : this.phase === "stopping") {
@@ -156,7 +157,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
   react(): void {
     const message = this.fatal!;
     if (message.kind === "shutdown") this.shutdown(message.from);
-    else this.end(Fault.cascade(message.from), makeCrash("cascade", message.from, message.fault));
+    else this.end(Fault.cascade(message.from), this.crashWith("cascade", message.from, message.fault));
   }
 
   /** The caller's abort signal fired: a shutdown request from the caller. */
@@ -167,7 +168,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
   /** A shutdown request: end cleanly now, or give asynchronous work its grace period first. */
   shutdown(from: number): void {
     if (this.phase !== "starting" && this.phase !== "waiting") return; // ended, or already stopping
-    const crash = makeCrash("shutdown", from);
+    const crash = this.crashWith("shutdown", from);
     const grace = this.grace;
     if (grace === undefined || this.phase === "starting") {
       this.end(undefined, crash); // no grace, or nothing asynchronous to wait for
@@ -247,7 +248,13 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
 
   /** The Crash an unsuccessful run rejects with (made only when someone will receive it). */
   crashOf(): Crash {
-    return this.outcome === "error" ? makeCrash("error", undefined, undefined, this.result) : this.crash!;
+    return this.outcome === "error" ? this.crashWith("error", undefined, undefined, this.result) : this.crash!;
+  }
+
+  /** A Crash of this run: it names the device, so an unhandled one says whose work failed. */
+  crashWith(kind: CrashKind, from?: DeviceId, fault?: Fault, cause?: unknown): Crash {
+    const b = this.board;
+    return makeCrash(kind, from, fault, cause, b.id, b.name);
   }
 
   /**
@@ -404,7 +411,7 @@ function begin<T>(run: ManageRun<T>, options: ManageOptions | undefined): boolea
   const external = options?.signal;
   if (external !== undefined) {
     if (external.aborted) {
-      run.end(undefined, makeCrash("shutdown", b.id));
+      run.end(undefined, run.crashWith("shutdown", b.id));
       return false;
     }
     run.external = external;

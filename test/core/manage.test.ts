@@ -1,3 +1,5 @@
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Crash, Device, Fault, LinkError } from "../../src/index.js";
 
@@ -317,7 +319,75 @@ describe("Crash", () => {
     expect(c.message).toBe("managed work failed: inner");
     expect(c.name).toBe("Crash");
     expect(String(c)).toBe("Crash: managed work failed: inner");
-    expect(new Crash("cascade", { from: 3, fault: Fault.drop }).message).toBe('linked device 3 disconnected with fault "drop"');
+    expect(new Crash("cascade", { from: 3, fault: Fault.drop }).message).toBe('linked device #3 disconnected with fault "drop"');
+  });
+
+  it("names the device by its name when it has one, else by #id", async () => {
+    const named = await crashOf(new Device({ name: "db" }).manage(() => Promise.reject(new Error("refused"))));
+    expect(named.message).toBe('device "db" (#' + named.device + "): managed work failed: refused");
+    expect(named.deviceName).toBe("db");
+    const anonymous = new Device();
+    const crash = await crashOf(anonymous.manage(() => Promise.reject(new Error("refused"))));
+    expect(crash.device).toBe(anonymous.id);
+    expect(crash.message).toBe(`device #${anonymous.id}: managed work failed: refused`);
+  });
+
+  it("a cascade says which peer failed and with what, and its stack shows the peer's error", async () => {
+    const api = new Device({ name: "api" });
+    const db = new Device({ name: "db" });
+    api.link(db, "peer");
+    const run = api.manage(never);
+    const refused = new Error("connection refused");
+    db.disconnect(Fault.error(refused));
+    const crash = await crashOf(run);
+    expect(crash.message).toBe(`device "api" (#${api.id}): linked device #${db.id} disconnected with fault "error" (connection refused)`);
+    expect(crash.stack).toContain(refused.stack);
+  });
+
+  it("a crash made by the library has an own stack (what Node's unhandled-rejection report needs), built when read", async () => {
+    const crash = await crashOf(new Device({ name: "db" }).manage(() => Promise.reject(new TypeError("bad"))));
+    expect(Object.hasOwn(crash, "stack")).toBe(true);
+    expect(crash.stack?.split("\n")[0]).toBe(`Crash [error]: device "db" (#${crash.device}): managed work failed: TypeError: bad`);
+    crash.stack = "replaced";
+    expect(crash.stack).toBe("replaced");
+  });
+
+  it("a cause whose stack or message getter throws still gives a message and a stack", async () => {
+    const hostile = new Error("x");
+    Object.defineProperty(hostile, "stack", { get: () => { throw new Error("no"); } });
+    Object.defineProperty(hostile, "message", { get: () => { throw new Error("no"); } });
+    const crash = await crashOf(new Device().manage(() => Promise.reject(hostile)));
+    expect(crash.message).toContain("managed work failed");
+    expect(crash.stack).toContain("Crash [error]");
+  });
+});
+
+describe("Crash: left unhandled, Node's report says what happened", () => {
+  const fixture = fileURLToPath(new URL("./fixtures/unhandled-crash.ts", import.meta.url));
+  function runFixture(scenario: string): { status: number | null; stderr: string } {
+    const r = spawnSync(process.execPath, ["--import", "tsx", fixture, scenario], { encoding: "utf8", timeout: 60_000 });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  it("a named device whose work fails: the kind, the name, the cause's message and a stack line", () => {
+    const { status, stderr } = runFixture("named");
+    expect(status).not.toBe(0);
+    expect(stderr).not.toContain('rejected with the reason "Crash"');
+    expect(stderr).toContain("Crash [error]");
+    expect(stderr).toContain('device "db"');
+    expect(stderr).toContain("connection refused");
+    expect(stderr).toMatch(/\n\s+at .*unhandled-crash\.ts:\d+:\d+/);
+  });
+
+  it("a device without a name is named by #id", () => {
+    const { stderr } = runFixture("anonymous");
+    expect(stderr).toMatch(/Crash \[error\]: device #\d+: managed work failed: connection refused/);
+  });
+
+  it("a cascade names the device, the peer and the peer's error", () => {
+    const { stderr } = runFixture("cascade");
+    expect(stderr).toMatch(/Crash \[cascade\]: device "api" \(#\d+\): linked device #\d+ disconnected with fault "error" \(connection refused\)/);
+    expect(stderr).toMatch(/\n\s+at .*unhandled-crash\.ts:\d+:\d+/);
   });
 });
 
