@@ -23,6 +23,7 @@ export class Standby {
   #lingerTimer: AnyTimer = undefined;
   #refill: ReturnType<typeof setImmediate> | undefined = undefined;
   #refillSettings: WorkerSettings | undefined = undefined;
+  #readyWaiters: (() => void)[] = [];
   /** Closed (linger over, or `close()`): no spare is started until the next `take`. */
   #closed = false;
 
@@ -74,9 +75,15 @@ export class Standby {
     spare?.kill();
   }
 
-  /** The spare, for tests and the bench: loaded and waiting. */
+  /** A spare is loaded and waiting. */
   get ready(): boolean {
     return this.#spare?.loaded === true;
+  }
+
+  /** Resolves once a spare is loaded and waiting (for tests and the bench: an event, not a delay). */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
   }
 
   readonly #expire = (): void => {
@@ -99,6 +106,7 @@ export class Standby {
     // A spare that dies or cannot load is dropped (not restarted here: that could loop); the next take starts fresh.
     spare.listen(
       (m) => {
+        if (m.t === "ready" && this.#spare === spare) for (const resolve of this.#readyWaiters.splice(0)) resolve();
         if (m.t === "fatal" && this.#spare === spare) {
           this.#spare = undefined;
           spare.kill();
