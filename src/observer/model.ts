@@ -1,0 +1,201 @@
+/**
+ * The observer's picture of the observed trees: every node flattened into a
+ * map keyed by its path, built from the public `snapshot()` and walked
+ * through `stateOf()` (to find the nested supervisors whose events count),
+ * and diffed against what clients were last sent, so a change becomes a
+ * patch of only the nodes that changed.
+ */
+import type { ExecutionRecord } from "../core/records.js";
+import { describeFault, snapshot, type TreeNode } from "../supervisor/dump.js";
+import { Supervisor } from "../supervisor/supervisor.js";
+import { TaskSupervisor } from "../supervisor/task.js";
+
+/** What `observe()` can watch: any Supervisor, DynamicSupervisor or TaskSupervisor. */
+export type Observable = Supervisor | TaskSupervisor;
+
+/** One execution record as the page shows it. */
+export interface RecordView {
+  name: string;
+  start: number;
+  duration: number;
+  outcome: ExecutionRecord["outcome"];
+  /** The fault in a few words (`describeFault`). */
+  fault?: string;
+}
+
+/**
+ * One node of the tree as sent to clients (`/events`, `/snapshot.json`):
+ * flat, with its children as paths, so that a change is sent as the nodes
+ * that changed and nothing else.
+ */
+export interface NodeView {
+  /** Unique key: the ids from the root down, each URI-encoded, joined by `/`. */
+  path: string;
+  /** The parent's path; null for a root. */
+  parent: string | null;
+  id: string;
+  kind: TreeNode["kind"];
+  status: string;
+  restarts: number;
+  device?: number;
+  /** The last fault in a few words, and its kind. */
+  lastFault?: string;
+  lastFaultKind?: string;
+  lastFaultAt?: number;
+  strategy?: string;
+  intensity?: { used: number; allowed: number; period: number };
+  tasks?: number;
+  mailbox?: number;
+  /** Paths of its children, in start order. */
+  children: string[];
+  /** Supervisors and task supervisors: their most recent execution records, oldest first. */
+  records?: RecordView[];
+}
+
+/** A change between two pictures. */
+export interface Patch {
+  changed: NodeView[];
+  removed: string[];
+}
+
+/** Per task supervisor (they keep no `records()`), the records seen on the events channel while a client is connected. */
+type RecordRing = RecordView[];
+
+export class TreeModel {
+  readonly #roots: readonly Observable[];
+  readonly #recordLimit: number;
+  /** Serialized node by path, as last sent. */
+  #sent = new Map<string, string>();
+  #nodes = new Map<string, NodeView>();
+  /** Which supervisor object each supervisor node path stands for (for actions). */
+  #objects = new Map<string, Observable>();
+  /** Every supervisor and task supervisor in the trees: the sources whose events mean a change. */
+  sources = new Set<object>();
+  readonly #taskRecords = new WeakMap<object, RecordRing>();
+  rootPaths: string[] = [];
+
+  constructor(roots: readonly Observable[], recordLimit: number) {
+    this.#roots = roots;
+    this.#recordLimit = recordLimit;
+  }
+
+  /** The observed roots. */
+  roots(): readonly Observable[] {
+    return this.#roots;
+  }
+
+  /** Keep a record a task supervisor emitted (they have no `records()` of their own). */
+  noteTaskRecord(source: TaskSupervisor, record: ExecutionRecord): void {
+    if (this.#recordLimit === 0) return;
+    let ring = this.#taskRecords.get(source);
+    if (ring === undefined) this.#taskRecords.set(source, (ring = []));
+    ring.push(viewOfRecord(record));
+    if (ring.length > this.#recordLimit) ring.splice(0, ring.length - this.#recordLimit);
+  }
+
+  /** Walk the trees now. */
+  collect(): void {
+    const nodes = new Map<string, NodeView>();
+    const objects = new Map<string, Observable>();
+    const sources = new Set<object>();
+    const used = new Map<string, number>();
+    const rootPaths: string[] = [];
+    for (const root of this.#roots) {
+      let key = encodeURIComponent(root.name);
+      const n = (used.get(key) ?? 0) + 1;
+      used.set(key, n);
+      if (n > 1) key = `${key}~${n}`;
+      rootPaths.push(key);
+      this.#walk(snapshot(root), root, key, null, nodes, objects, sources);
+    }
+    this.#nodes = nodes;
+    this.#objects = objects;
+    this.sources = sources;
+    this.rootPaths = rootPaths;
+  }
+
+  #walk(node: TreeNode, obj: Observable | undefined, path: string, parent: string | null, nodes: Map<string, NodeView>, objects: Map<string, Observable>, sources: Set<object>): void {
+    const view: NodeView = { path, parent, id: node.id, kind: node.kind, status: node.status, restarts: node.restarts, children: [] };
+    if (node.device !== undefined) view.device = node.device;
+    if (node.lastFault !== undefined) {
+      view.lastFault = describeFault(node.lastFault);
+      view.lastFaultKind = node.lastFault.kind;
+      if (node.lastFaultAt !== undefined) view.lastFaultAt = node.lastFaultAt;
+    }
+    if (node.strategy !== undefined) view.strategy = node.strategy;
+    if (node.intensity !== undefined) view.intensity = node.intensity;
+    if (node.tasks !== undefined) view.tasks = node.tasks;
+    if (node.mailbox !== undefined) view.mailbox = node.mailbox;
+    if (obj !== undefined) {
+      objects.set(path, obj);
+      sources.add(obj);
+      if (obj instanceof Supervisor) {
+        const records = obj.records();
+        view.records = (records.length > this.#recordLimit ? records.slice(records.length - this.#recordLimit) : records).map(viewOfRecord);
+      } else {
+        const ring = this.#taskRecords.get(obj);
+        if (ring !== undefined) view.records = ring.slice();
+      }
+    }
+    nodes.set(path, view);
+    for (const child of node.children) {
+      const childPath = `${path}/${encodeURIComponent(child.id)}`;
+      view.children.push(childPath);
+      const childObj = child.kind !== "worker" && obj instanceof Supervisor ? stateOf(obj, child.id) : undefined;
+      this.#walk(child, childObj, childPath, path, nodes, objects, sources);
+    }
+  }
+
+  /** Walk the trees and say what changed since the last diff (or since the start). */
+  diff(): Patch {
+    this.collect();
+    const changed: NodeView[] = [];
+    const removed: string[] = [];
+    const sent = new Map<string, string>();
+    for (const [path, node] of this.#nodes) {
+      const json = JSON.stringify(node);
+      sent.set(path, json);
+      if (this.#sent.get(path) !== json) changed.push(node);
+    }
+    for (const path of this.#sent.keys()) if (!sent.has(path)) removed.push(path);
+    this.#sent = sent;
+    return { changed, removed };
+  }
+
+  /** Every node of the last picture, roots first, parents before children. */
+  all(): NodeView[] {
+    return [...this.#nodes.values()];
+  }
+
+  /** Forget what was sent (no client left): the next diff starts from scratch. */
+  reset(): void {
+    this.#sent = new Map();
+    this.#nodes = new Map();
+    this.#objects = new Map();
+    this.sources = new Set();
+  }
+
+  /** The supervisor a node path stands for, and the child id, from a fresh walk. */
+  locate(path: string): { parent: Observable; id: string } | undefined {
+    this.collect();
+    const node = this.#nodes.get(path);
+    if (node === undefined || node.parent === null) return undefined;
+    const parent = this.#objects.get(node.parent);
+    return parent === undefined ? undefined : { parent, id: node.id };
+  }
+}
+
+function stateOf(sup: Supervisor, id: string): Observable | undefined {
+  try {
+    const state = sup.stateOf(id);
+    return state instanceof Supervisor || state instanceof TaskSupervisor ? state : undefined;
+  } catch {
+    return undefined; // gone between the snapshot and this call
+  }
+}
+
+function viewOfRecord(r: ExecutionRecord): RecordView {
+  const view: RecordView = { name: r.name, start: r.start, duration: r.duration, outcome: r.outcome };
+  if (r.fault !== undefined) view.fault = describeFault(r.fault);
+  return view;
+}
