@@ -24,8 +24,11 @@ import { graceOf, requestStop } from "./shutdown.js";
  * the parent's stop waits for the whole subtree, even after a kill.
  */
 export const SUBTREE_DOWN: unique symbol = Symbol("backplane.subtreeDown");
+/** …and a way to kill it: a nested supervisor killed by its parent (brutal, or a grace overrun) kills its own children. */
+export const SUBTREE_KILL: unique symbol = Symbol("backplane.subtreeKill");
 interface Subtree {
   [SUBTREE_DOWN](): Promise<void>;
+  [SUBTREE_KILL](): void;
 }
 
 function isSubtree(x: unknown): x is Subtree {
@@ -132,9 +135,14 @@ export class Incarnation implements RunObserver {
   /** The managed run has settled (RunObserver). */
   ended(): void {
     const subtree = this.state;
+    if (!isSubtree(subtree)) {
+      this.child.runEnded(this);
+      return;
+    }
     // A nested supervisor's run ends when its device does; its own children may still be stopping.
-    if (isSubtree(subtree)) void subtree[SUBTREE_DOWN]().then(() => this.child.runEnded(this));
-    else this.child.runEnded(this);
+    // Killed (brutal, or its grace ran out while it stopped them in order): it kills them now.
+    if (this.device.fault?.kind === "killed") subtree[SUBTREE_KILL]();
+    void subtree[SUBTREE_DOWN]().then(() => this.child.runEnded(this));
   }
 
   wake(): void {

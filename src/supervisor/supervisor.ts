@@ -16,12 +16,11 @@ import { Device } from "../core/device.js";
 import { Emitter } from "../core/emitter.js";
 import { Fault } from "../core/fault.js";
 import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
-import { Child, type ChildListener, type Incarnation, type StartOutcome, type StopRequest, SUBTREE_DOWN } from "./child.js";
+import { Child, type ChildListener, type Incarnation, type StartOutcome, type StopRequest, SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
 import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./child-spec.js";
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
 import { GroupRestart, type RestartHost } from "./group-restart.js";
-import { isKilled } from "./shutdown.js";
 import { type Backoff, planExit, planRetry, RestartWindow, restartGroup } from "./restart.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
@@ -425,7 +424,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   }
 
   /** @internal Killed by its parent: end now, killing the children instead of giving them their grace. */
-  kill(): void {
+  [SUBTREE_KILL](): void {
     void this.#end("killed", undefined, true);
   }
 
@@ -457,8 +456,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
         return sup;
       },
       run(ctx, sup) {
-        // A kill (brutal, or a grace overrun) reaches the grandchildren as a kill too.
-        ctx.signal.addEventListener("abort", () => (isKilled(ctx.signal.reason) ? sup.kill() : void sup.stop()), { once: true });
+        // A kill (brutal, or a grace overrun) reaches the grandchildren through the child's incarnation (SUBTREE_KILL).
+        ctx.signal.addEventListener("abort", () => void sup.stop(), { once: true });
         return sup.done;
       },
     };

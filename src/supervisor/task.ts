@@ -11,7 +11,7 @@ import { startManaged, type Work } from "../core/manage.js";
 import { durationProblem } from "../core/timer.js";
 import { registry } from "../calls/registry.js";
 import { type ExecutionRecord, outcomeOf, recordId } from "../core/records.js";
-import { SUBTREE_DOWN } from "./child.js";
+import { SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf, isKilled, requestStop } from "./shutdown.js";
 import { SupervisorError } from "./errors.js";
@@ -341,7 +341,7 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   }
 
   /** @internal Killed by its parent: kill the tasks instead of giving them their grace. */
-  kill(): void {
+  [SUBTREE_KILL](): void {
     void this.#stop(true);
   }
 
@@ -380,7 +380,7 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
       id,
       init: () => new TaskSupervisor({ name: id, ...options }),
       run(ctx, tasks) {
-        ctx.signal.addEventListener("abort", () => (isKilled(ctx.signal.reason) ? tasks.kill() : void tasks.stop()), { once: true });
+        ctx.signal.addEventListener("abort", () => void tasks.stop(), { once: true });
         return tasks.done;
       },
     };
