@@ -1,4 +1,4 @@
-import { EventEmitter } from "eventemitter3";
+import { Emitter } from "./emitter.js";
 import type { Fault } from "./fault.js";
 
 /** How a run, an execution or a call ended. */
@@ -91,9 +91,9 @@ export interface RunRecordEvents {
  * runRecords.on("record", (r) => log.info({ run: r.name, ms: r.duration, outcome: r.outcome }));
  * ```
  */
-export const runRecords: EventEmitter<RunRecordEvents> = new EventEmitter<RunRecordEvents>();
+export const runRecords: Emitter<RunRecordEvents> = new Emitter<RunRecordEvents>();
 
 /** @internal True while someone listens to {@link runRecords}. */
 export function recordingRuns(): boolean {
-  return runRecords.listenerCount("record") > 0;
+  return runRecords.wants("record");
 }
