@@ -221,7 +221,8 @@ export class Device implements AsyncIterable<Message>, Disposable {
    * end the run early, abort `signal`, and abandon the work (its late result
    * is dropped, never unhandled).
    *
-   * The signal is only created if `work` declares a parameter for it.
+   * The signal is only created for work that could read it: `() => …` gets
+   * none; `(signal) => …`, `(...args) => …` and default parameters get one.
    *
    * @example
    * ```ts

@@ -178,20 +178,81 @@ describe("manage: outcomes", () => {
     expect(d.fault).toEqual(Fault.killed);
   });
 
-  it("the signal is only created when the work declares a parameter", async () => {
+});
+
+describe("manage: the work's signal", () => {
+  it("work that declares a parameter gets an AbortSignal", async () => {
+    await new Device().manage((signal) => {
+      expect(signal).toBeInstanceOf(AbortSignal);
+      return 1;
+    });
+  });
+
+  it("a rest parameter gets the signal too: (...args) => f(...args) reads a real one", async () => {
     const d = new Device();
+    const f = (signal: AbortSignal) => new Promise<boolean>((resolve) => signal.addEventListener("abort", () => resolve(signal.aborted)));
+    const run = d.manage((...args: [AbortSignal]) => f(...args), { grace: 1_000 });
+    await Promise.resolve();
+    d.line().shutdown(1);
+    const crash = await crashOf(run); // the work settled within its grace after its signal aborted: a clean stop
+    expect(crash.kind).toBe("shutdown");
+    expect(d.fault).toBeUndefined();
+  });
+
+  it("a default parameter gets the run's signal, not its default", async () => {
+    const fallback = AbortSignal.abort();
+    let seen: AbortSignal | undefined;
+    await new Device().manage((signal: AbortSignal = fallback) => {
+      seen = signal;
+      return signal.aborted;
+    });
+    expect(seen).toBeInstanceOf(AbortSignal);
+    expect(seen).not.toBe(fallback);
+  });
+
+  it("a function that reads arguments gets the signal", async () => {
     let args: unknown[] = [];
-    await d.manage(function (this: unknown) {
+    await new Device().manage(function (this: unknown) {
       // biome-ignore lint: reading arguments on purpose
       args = [...arguments];
       return 1;
     });
-    expect(args).toEqual([]);
-    const e = new Device();
-    await e.manage((signal) => {
-      expect(signal).toBeInstanceOf(AbortSignal);
+    expect(args).toHaveLength(1);
+    expect(args[0]).toBeInstanceOf(AbortSignal);
+  });
+
+  it("a bound function (source unknown) gets the signal", async () => {
+    function work(this: { seen?: unknown }, signal: AbortSignal): number {
+      this.seen = signal;
       return 1;
-    });
+    }
+    const target: { seen?: unknown } = {};
+    const bound = work.bind(target) as unknown as () => number;
+    Object.defineProperty(bound, "length", { value: 0 });
+    await new Device().manage(bound);
+    expect(target.seen).toBeInstanceOf(AbortSignal);
+  });
+
+  it("() => … is called without a signal, and none is created", async () => {
+    const created = vi.spyOn(globalThis, "AbortController");
+    try {
+      let args: unknown[] = [];
+      await new Device().manage((...none: unknown[]) => none.length); // the control: a rest parameter makes one
+      expect(created).toHaveBeenCalledTimes(1);
+      await new Device().manage(() => 1);
+      await new Device().manage(async () => 1);
+      await new Device().manage(function named() {
+        return 1;
+      });
+      await new Device().manage(function () {
+        args = [1];
+        return 1;
+      });
+      expect(created).toHaveBeenCalledTimes(1);
+      expect(args).toEqual([1]);
+    } finally {
+      created.mockRestore();
+    }
   });
 });
 
