@@ -99,7 +99,8 @@ export function instrument(options: InstrumentOptions = {}): () => void {
   const durations = meter.createHistogram("backplane.run.duration", { description: "Duration of runs, executions and calls", unit: "s" });
   const mailbox = meter.createObservableGauge("backplane.mailbox.length", { description: "Messages waiting in a device's mailbox (supervisors and running children of the roots)", unit: "{message}" });
 
-  const explicit = new Set<object>(sources);
+  // Listened to directly, so skipped on the channel (runRecords publishes there too: its runs are "manage" spans, only with `runs`).
+  const explicit = new Set<object>([...sources, runRecords]);
   const onRecord = (source: object | undefined, operation: Operation, record: ExecutionRecord): void => {
     try {
       const sourceName = nameOf(source);
