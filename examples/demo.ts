@@ -3,12 +3,17 @@
  * Every crash and restart is printed as it happens, the tree is drawn as it
  * heals, and after a few seconds the whole tree stops cleanly by itself.
  *
- *   npm run demo               # the default seed
- *   npm run demo -- --seed 7   # another run of bad luck
+ *   npm run demo                 # the default seed
+ *   npm run demo -- --seed 7     # another run of bad luck
+ *   npm run demo -- --reports    # every crash as a full SASL-style crash report
+ *   npm run demo -- --observe    # open the tree in the browser; it keeps failing and healing until Ctrl-C
  */
 import { fileURLToPath } from "node:url";
 import { type ChildContext, type ChildSpec, dumpTree, type Fault, isolated, Supervisor, type SupervisorEvents, TaskSupervisor } from "../src/index.js";
+import { attachCrashReports, type CrashLogger, observe } from "../src/observer/index.js";
 
+const observing = process.argv.includes("--observe");
+const allReports = process.argv.includes("--reports");
 const seedArg = process.argv.indexOf("--seed");
 let seed = seedArg > 0 ? Number(process.argv[seedArg + 1]) : 42;
 /** A seeded generator (mulberry32), so a given seed always tells the same story. */
@@ -64,8 +69,21 @@ function flaky(id: string, every: number, risk: number, failure: string): ChildS
   };
 }
 
+/**
+ * Crash reports (off by default in the library): the first crash is shown in
+ * full, as OTP's SASL would print it; after that one line each, unless
+ * `--reports` asks for every report.
+ */
+let fullReportsLeft = allReports ? Number.POSITIVE_INFINITY : 1;
+const reports: CrashLogger = (text, report) => {
+  if (report.kind !== "child-terminated" || fullReportsLeft <= 0) return;
+  fullReportsLeft--;
+  console.log(`\n${dim(text)}\n${allReports ? "" : dim("   (the first crash report in full; npm run demo -- --reports prints them all)\n")}`);
+};
+
 /** Print a supervisor's events, indented by its depth in the tree. */
-function narrate(sup: { on: Supervisor["on"] }, label: string): void {
+function narrate(sup: Supervisor, label: string): void {
+  attachCrashReports(sup, reports, { label, stackLines: 4 });
   const on = sup.on.bind(sup) as <E extends keyof SupervisorEvents>(e: E, f: (p: SupervisorEvents[E][0]) => void) => void;
   on("child-exited", (e) => {
     if (e.requested) return;
@@ -105,14 +123,33 @@ async function main(): Promise<void> {
   await app.start();
   console.log(`${dumpTree(app)}\n`);
 
+  if (observing) {
+    const view = await observe(app);
+    console.log(`${green("observer:")} ${view.url}  ${dim("(open it in a browser; Ctrl-C stops the tree and the observer)")}\n`);
+    app.done.catch(() => {});
+    const bye = async () => {
+      say("Ctrl-C: stopping the tree and the observer…");
+      await view.close();
+      await app.stop();
+      say(green("stopped cleanly."));
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void bye());
+    process.once("SIGTERM", () => void bye());
+    app.done.then(undefined, async (error: unknown) => {
+      say(red(`app gave up: ${error instanceof Error ? error.message : String(error)}`));
+      await view.close();
+      process.exit(1);
+    });
+  }
+
   // Feed the task supervisor a stream of short jobs, some of which fail.
-  const jobs = app.whichChildren().find((c) => c.id === "jobs");
-  const tasks = (app.children().find((c) => c.id === "jobs")?.state ?? undefined) as TaskSupervisor | undefined;
-  if (jobs !== undefined && tasks !== undefined) {
+  const tasks = app.stateOf<TaskSupervisor>("jobs");
+  if (tasks !== undefined) {
     void (async () => {
       let n = 0;
       const inputs = (async function* () {
-        while (tasks.device.isConnected && n < 12) {
+        while (tasks.device.isConnected && (observing || n < 12)) {
           yield ++n;
           await new Promise((r) => setTimeout(r, 300));
         }
@@ -141,6 +178,11 @@ async function main(): Promise<void> {
   await app.terminateChild("cruncher");
   const fault = app.whichChildren().find((c) => c.id === "cruncher")?.lastFault;
   say(`${red("✗")} app/cruncher ${fault?.kind === "killed" ? "killed" : "stopped"} after ${Date.now() - killStarted} ms; the rest of the tree never stopped running`);
+  if (observing) {
+    // It would run away again in its new thread and burn a core for as long as the view is open: it stays stopped.
+    say(dim("app/cruncher stays stopped while observing (restarted, it would spin a core again); the rest keeps failing and healing"));
+    return new Promise<void>(() => {}); // until Ctrl-C
+  }
   await app.restartChild("cruncher");
   say(`${green("↻")} app/cruncher started again in a fresh worker thread`);
 
