@@ -15,11 +15,25 @@ import { Fault } from "./fault.js";
 import { LinkError } from "./link-error.js";
 import type { Message } from "./message.js";
 import { disconnect, isClosed, type Plugboard, type Reaction, type RunSink, schedule, take } from "./plugboard.js";
+import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "./timer.js";
 import { type ExecutionRecord, type Outcome, recordId, recordingRuns, runRecords } from "./records.js";
 
-/** Options of {@link Device.manage} and {@link Device.partManage}. */
+/**
+ * Options of {@link Device.manage} and {@link Device.partManage}. Durations
+ * may be of any length — 2³¹ ms and more are honoured (Node's own timers
+ * would fire after 1 ms), `Infinity` means none — and NaN, negative or
+ * non-number durations are refused with `LinkError` `invalid-argument`.
+ *
+ * @example
+ * ```ts
+ * await device.manage(syncAll, { timeout: 30 * 24 * 3_600_000, grace: 5_000, signal: AbortSignal.timeout(60_000) });
+ * ```
+ */
 export interface ManageOptions {
-  /** Milliseconds before the work is abandoned with fault `timeout`. */
+  /**
+   * Milliseconds the asynchronous work may take before it is abandoned with
+   * fault `timeout` (timed from when the work returns its promise).
+   */
   timeout?: number;
   /** Aborting it acts as a shutdown request. */
   signal?: AbortSignal;
@@ -119,8 +133,8 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
   readonly grace: number | undefined;
   phase: Phase = "starting";
   controller: AbortController | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  graceTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timer: AnyTimer = undefined;
+  graceTimer: AnyTimer = undefined;
   external: AbortSignal | undefined = undefined;
   /** The caller's promise, made once the work is waited on (`manage`); undefined for an observed run. */
   resolve: ((value: T) => void) | undefined = undefined;
@@ -198,7 +212,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
       this.deliver(m);
     }
     if ((this.phase as Phase) === "ended") return; // a queued fault ended it: no grace, and no timer left behind
-    if (grace !== Number.POSITIVE_INFINITY) this.graceTimer = setTimeout(onGraceOver, grace, this as ManageRun<unknown>);
+    this.graceTimer = setAnyTimeout(onGraceOver, grace, this as ManageRun<unknown>); // Infinity: none
     this.controller?.abort(crash);
   }
 
@@ -285,11 +299,11 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
 
   cleanup(): void {
     if (this.timer !== undefined) {
-      clearTimeout(this.timer);
+      clearAnyTimeout(this.timer);
       this.timer = undefined;
     }
     if (this.graceTimer !== undefined) {
-      clearTimeout(this.graceTimer);
+      clearAnyTimeout(this.graceTimer);
       this.graceTimer = undefined;
     }
     if (this.external !== undefined) {
@@ -331,14 +345,11 @@ function checkOptions(options: ManageOptions | undefined): LinkError | undefined
   if (options === undefined) return undefined;
   if (typeof options !== "object" || options === null) return new LinkError("invalid-argument", "manage options must be an object");
   const { timeout, signal, grace } = options;
-  if (grace !== undefined && !(typeof grace === "number" && grace >= 0 && !Number.isNaN(grace))) {
-    return new LinkError("invalid-argument", `grace must be a number of milliseconds ≥ 0 or Infinity, not ${String(grace)}`);
-  }
-  if (timeout !== undefined && !(typeof timeout === "number" && timeout >= 0 && !Number.isNaN(timeout))) {
-    return new LinkError("invalid-argument", `timeout must be a number of milliseconds ≥ 0, not ${String(timeout)}`);
-  }
+  // Any length is honoured (≥ 2³¹ ms is chained, Infinity is none); NaN, negatives and non-numbers are refused.
+  const bad = (grace === undefined ? undefined : durationProblem("grace", grace)) ?? (timeout === undefined ? undefined : durationProblem("timeout", timeout));
+  if (bad !== undefined) return new LinkError("invalid-argument", bad);
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    return new LinkError("invalid-argument", "signal must be an AbortSignal");
+    return new LinkError("invalid-argument", `signal must be an AbortSignal, not ${describeValue(signal)}`);
   }
   return undefined;
 }
@@ -457,7 +468,7 @@ function call<T, A>(run: ManageRun<T>, work: (arg: A) => T | PromiseLike<T>, arg
     return;
   }
   run.phase = "waiting";
-  if (timeout !== undefined) run.timer = setTimeout(onTimeout, timeout, run as ManageRun<unknown>);
+  if (timeout !== undefined) run.timer = setAnyTimeout(onTimeout, timeout, run as ManageRun<unknown>); // Infinity: none
   try {
     result.then(
       (value) => run.succeed(value),

@@ -372,6 +372,82 @@ describe("cascades", () => {
   });
 });
 
+describe("manage: durations of any length", () => {
+  const DAY = 24 * 3_600_000;
+  const LONG = [
+    ["2³¹ ms", 2 ** 31],
+    ["30 days", 30 * DAY],
+  ] as const;
+
+  for (const [label, ms] of LONG) {
+    it(`a timeout of ${label} does not fire early, and fires on time`, async () => {
+      vi.useFakeTimers();
+      const d = new Device();
+      const crashed = crashOf(d.manage(never, { timeout: ms }));
+      await vi.advanceTimersByTimeAsync(ms - 1);
+      expect(d.isConnected).toBe(true);
+      await vi.advanceTimersByTimeAsync(1);
+      expect((await crashed).kind).toBe("timeout");
+      expect(d.fault).toEqual(Fault.timeout);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it(`a grace of ${label} waits that long before the kill, not less`, async () => {
+      vi.useFakeTimers();
+      const d = new Device();
+      const crashed = crashOf(d.manage((signal) => new Promise(() => void signal), { grace: ms }));
+      await Promise.resolve();
+      d.line().shutdown(1);
+      await vi.advanceTimersByTimeAsync(ms - 1);
+      expect(d.isConnected).toBe(true);
+      await vi.advanceTimersByTimeAsync(1);
+      expect((await crashed).kind).toBe("killed");
+      expect(vi.getTimerCount()).toBe(0);
+    });
+  }
+
+  it("a run that settles during a long timeout leaves no timer behind", async () => {
+    vi.useFakeTimers();
+    let finish!: (v: number) => void;
+    const run = new Device().manage(() => new Promise<number>((r) => (finish = r)), { timeout: 40 * DAY });
+    expect(vi.getTimerCount()).toBe(1);
+    finish(3);
+    await expect(run).resolves.toBe(3);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("timeout Infinity is no timeout: no timer at all, the work runs as long as it takes", async () => {
+    vi.useFakeTimers();
+    let finish!: (v: string) => void;
+    const d = new Device();
+    const run = d.manage(() => new Promise<string>((r) => (finish = r)), { timeout: Number.POSITIVE_INFINITY });
+    expect(vi.getTimerCount()).toBe(0);
+    await vi.advanceTimersByTimeAsync(1_000 * DAY);
+    expect(d.isConnected).toBe(true);
+    finish("done");
+    await expect(run).resolves.toBe("done");
+  });
+
+  it("NaN, negative and non-number durations are LinkError invalid-argument, and nothing runs", async () => {
+    const bad: unknown[] = [Number.NaN, -1, Number.NEGATIVE_INFINITY, "5", null, {}, 10n];
+    for (const value of bad) {
+      for (const option of ["timeout", "grace"] as const) {
+        const d = new Device();
+        const work = vi.fn(() => 1);
+        const refusal = await d.manage(work, { [option]: value } as never).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(refusal, `${option}: ${String(value)}`).toBeInstanceOf(LinkError);
+        expect(refusal).toMatchObject({ code: "invalid-argument" });
+        expect((refusal as Error).message).toContain(option);
+        expect(work).not.toHaveBeenCalled();
+        expect(d.isConnected).toBe(true);
+      }
+    }
+  });
+});
+
 describe("Crash", () => {
   it("can be constructed by users like any Error", () => {
     const c = new Crash("error", { cause: new Error("inner") });
