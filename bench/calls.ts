@@ -47,40 +47,66 @@ function median(samples: number[]): number {
   return [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
 }
 
-/** Time from killing a spinning worker to its replacement serving; the median of 15 rounds each. */
-export async function killBenchmarks(): Promise<KillRow[]> {
-  const rounds = 15;
-  const executorSamples: number[] = [];
-  const executor = new Executor<[boolean, number, number], number>({ module: trivial, export: "work", size: 1 });
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Executor: a spinning call times out (its worker is terminated) → the next call is answered. Median ms of `rounds`. */
+async function executorKill(standby: boolean, rounds: number): Promise<number> {
+  const samples: number[] = [];
+  const executor = new Executor<[boolean, number, number], number>({ module: trivial, export: "work", size: 1, standby });
   await executor.execute([false, 1, 2]);
   for (let i = 0; i < rounds; i++) {
-    // The spinning call times out at 10 ms and its worker is terminated; then the next call needs a new worker.
-    const killedAt = await executor.execute([true, 0, 0], { timeout: 10 }).then(
+    await pause(300); // the same for both rows: the reserve (with standby) loads meanwhile, as it would between real failures
+    const killed = executor.execute([true, 0, 0], { timeout: 300 }).then(
       () => Number.NaN,
       () => performance.now(),
     );
+    if (standby) await executor.warm();
+    const killedAt = await killed;
     await executor.execute([false, 1, 2]);
-    executorSamples.push(performance.now() - killedAt);
+    samples.push(performance.now() - killedAt);
   }
   await executor.close();
+  return median(samples);
+}
 
-  const supervisedSamples: number[] = [];
+/** Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call. Median ms of `rounds`. */
+async function supervisedKill(standby: boolean, rounds: number): Promise<number> {
+  const samples: number[] = [];
   const registry = new Registry();
-  const sup = new Supervisor({ intensity: 1000, children: [isolatedServer({ id: "s", module: trivial, export: "handle", register: "s", registry, shutdown: "brutal" })] });
+  const sup = new Supervisor({ intensity: 1000, children: [isolatedServer({ id: "s", module: trivial, export: "handle", register: "s", registry, shutdown: "brutal", standby })] });
   await sup.start();
   await call("s", "warm", { registry });
   for (let i = 0; i < rounds; i++) {
+    await pause(300); // the same for both rows: the standby's next spare loads meanwhile
     void call("s", "spin", { registry }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 5));
+    await pause(5);
     const t = performance.now();
     await sup.terminateChild("s"); // brutal: the spinning worker is terminated at once
     await sup.restartChild("s");
     await call("s", "ping", { registry });
-    supervisedSamples.push(performance.now() - t);
+    samples.push(performance.now() - t);
   }
   await sup.stop();
+  return median(samples);
+}
+
+/**
+ * Time from killing a spinning worker to its replacement serving, cold (a
+ * new thread is started and loads the module) and with a warm standby
+ * (a pre-started thread is adopted), in the same run; the median of 15
+ * rounds each.
+ */
+export async function killBenchmarks(): Promise<KillRow[]> {
+  const rounds = 15;
+  const executorCold = await executorKill(false, rounds);
+  const executorWarm = await executorKill(true, rounds);
+  const supervisedCold = await supervisedKill(false, rounds);
+  const supervisedWarm = await supervisedKill(true, rounds);
+  process.stderr.write(`  kill → replacement · executor ${executorCold.toFixed(2)} → ${executorWarm.toFixed(2)} ms; supervised ${supervisedCold.toFixed(2)} → ${supervisedWarm.toFixed(2)} ms\n`);
   return [
-    { what: "Executor: a spinning call times out → its worker is terminated → a new worker answers the next call", ms: median(executorSamples) },
-    { what: "Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call", ms: median(supervisedSamples) },
+    { what: "Executor: a spinning call times out → its worker is terminated → a new worker answers the next call (cold)", ms: executorCold },
+    { what: "Executor with `standby: true`: the same, the reserve answers", ms: executorWarm },
+    { what: "Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call (cold)", ms: supervisedCold },
+    { what: "Supervisor, isolated server with `standby: true`: the same, the restart adopts the pre-started worker", ms: supervisedWarm },
   ];
 }

@@ -12,6 +12,7 @@ import { type ExecutionRecord, type Outcome, recordId } from "../core/records.js
 import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "../core/timer.js";
 import type { WorkerReply } from "./protocol.js";
 import { rebuildError } from "./worker-error.js";
+import { REFILL_DELAY_MS } from "./standby.js";
 import { endError, settingsProblem, WorkerHandle, type WorkerSettings } from "./worker-handle.js";
 
 /**
@@ -150,6 +151,8 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
   #closing: Promise<void> | undefined;
   /** Timers of bounded closes, cleared once every worker has ended. */
   readonly #closeTimers: AnyTimer[] = [];
+  /** A spare to be started shortly (see {@link REFILL_DELAY_MS}). */
+  #spareTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Callers of `warm()` waiting for a loaded, idle worker. */
   readonly #warmWaiters: { resolve: () => void; reject: (error: unknown) => void }[] = [];
 
@@ -171,7 +174,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     this.#standby = standby;
     this.#version = { settings, label: version, failed: false };
     this.name = name ?? settings.export ?? "default";
-    if (standby) this.#keepSpare();
+    if (standby) this.#spawn(); // the first reserve starts with the executor
   }
 
   /** Workers alive now (busy, idle or starting, all versions; the standby included). */
@@ -290,6 +293,8 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
 
   async #close(): Promise<void> {
     const closed = new ExecutionError("closed", `executor "${this.name}" was closed`);
+    if (this.#spareTimer !== undefined) clearTimeout(this.#spareTimer);
+    this.#spareTimer = undefined;
     for (const call of this.#queue.splice(0)) this.#settle(call, undefined, closed, "error");
     for (const waiter of this.#warmWaiters.splice(0)) waiter.reject(closed);
     const inFlight: Promise<void>[] = [];
@@ -341,16 +346,31 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     if (this.#standby) this.#keepSpare();
   }
 
-  /** With `standby`: make sure one worker of the current version is idle or starting, beyond the busy ones. */
+  /**
+   * With `standby`: make sure one worker of the current version is idle or
+   * starting beyond the busy ones — started {@link REFILL_DELAY_MS} later,
+   * so its thread start does not land on the call that just took the reserve.
+   */
   #keepSpare(): void {
-    if (this.#closing !== undefined || this.#version.failed) return;
+    if (this.#spareTimer !== undefined || !this.#needsSpare()) return;
+    this.#spareTimer = setTimeout(this.#startSpare, REFILL_DELAY_MS);
+    this.#spareTimer.unref();
+  }
+
+  readonly #startSpare = (): void => {
+    this.#spareTimer = undefined;
+    if (this.#needsSpare()) this.#spawn();
+  };
+
+  #needsSpare(): boolean {
+    if (this.#closing !== undefined || this.#version.failed) return false;
     let current = 0;
     for (const w of this.#workers) {
       if (w.version !== this.#version) continue;
       current++;
-      if (w.call === undefined) return; // idle or starting: that is the spare
+      if (w.call === undefined) return false; // idle or starting: that is the spare
     }
-    if (current < this.#size + 1) this.#spawn();
+    return current < this.#size + 1;
   }
 
   /** Start a worker of the current version; false if it could not even be created. */

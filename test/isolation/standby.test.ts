@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { BroadcastChannel } from "node:worker_threads";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, Fault, type IsolatedServer, isolated, isolatedServer, Registry, type SupervisorEvents, Supervisor } from "../../src/index.js";
-import { Standby } from "../../src/isolation/standby.js";
+import { REFILL_DELAY_MS, Standby } from "../../src/isolation/standby.js";
 
 const announce = fileURLToPath(new URL("../fixtures/announce.mjs", import.meta.url));
 const v2 = fileURLToPath(new URL("../fixtures/server-v2.mjs", import.meta.url));
@@ -102,6 +102,7 @@ describe("the standby's lifetime", () => {
     const standby = new Standby(100);
     expect(standby.take(settings)).toBeUndefined(); // nothing warm yet: the caller starts its own
     standby.refill(settings);
+    await vi.advanceTimersByTimeAsync(REFILL_DELAY_MS); // the spare starts a little after, off the adopter's path
     await standby.whenReady();
     standby.release(); // the incarnation ended
     await vi.advanceTimersByTimeAsync(99);
@@ -110,6 +111,7 @@ describe("the standby's lifetime", () => {
     expect(adopted?.loaded).toBe(true);
     adopted!.kill();
     standby.refill(settings);
+    await vi.advanceTimersByTimeAsync(REFILL_DELAY_MS);
     await standby.whenReady();
     standby.release();
     await vi.advanceTimersByTimeAsync(100); // no restart came
