@@ -19,7 +19,8 @@ export type Fault =
   | { readonly kind: "error"; readonly error?: unknown }
   | { readonly kind: "cascade"; readonly from: DeviceId }
   | { readonly kind: "timeout" }
-  | { readonly kind: "killed" };
+  | { readonly kind: "killed" }
+  | { readonly kind: "noconnection"; readonly node: string }; // backplane/cluster: the device's node was lost
 
 /** The `kind` of a {@link Fault}. */
 export type FaultKind = Fault["kind"];
@@ -53,9 +54,13 @@ export const Fault = {
   cascade(from: DeviceId): Fault {
     return { kind: "cascade", from };
   },
+  /** The device lives on cluster node `node`, which was lost (crashed, hung or cut off): `backplane/cluster`. */
+  noconnection(node: string): Fault {
+    return { kind: "noconnection", node };
+  },
 } as const;
 
-const FAULT_KINDS: ReadonlySet<string> = new Set(["drop", "error", "cascade", "timeout", "killed"]);
+const FAULT_KINDS: ReadonlySet<string> = new Set(["drop", "error", "cascade", "timeout", "killed", "noconnection"]);
 
 /**
  * True when `x` has the shape of a {@link Fault}.
@@ -70,5 +75,6 @@ export function isFault(x: unknown): x is Fault {
   if (typeof x !== "object" || x === null) return false;
   const kind = (x as { kind?: unknown }).kind;
   if (typeof kind !== "string" || !FAULT_KINDS.has(kind)) return false;
+  if (kind === "noconnection") return typeof (x as { node?: unknown }).node === "string";
   return kind !== "cascade" || typeof (x as { from?: unknown }).from === "number";
 }

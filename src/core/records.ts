@@ -42,6 +42,7 @@ export function outcomeOf(fault: Fault | undefined): Outcome {
   switch (fault.kind) {
     case "error":
     case "drop":
+    case "noconnection":
       return "error";
     case "timeout":
       return "timeout";

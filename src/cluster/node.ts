@@ -1,0 +1,1282 @@
+/**
+ * A cluster node: one NATS connection, a failure detector, cluster-wide
+ * names, links across nodes, calls and a spawner for remote children.
+ *
+ * Three planes, each with the guarantee it needs:
+ * - heartbeats and down notices: NATS core pub/sub, lossy on purpose — a
+ *   missed heartbeat is what the detector measures;
+ * - the control plane (links, endings, shutdowns): one ordered channel per
+ *   pair of node incarnations, every batch acknowledged and retried until
+ *   acknowledged or the peer is declared down, applied once (sequence
+ *   numbers), so a server blip shorter than the detection bound loses nothing;
+ * - calls and casts: NATS request/reply (no-responders fails fast), casts
+ *   at most once and counted when lost.
+ */
+import { connect, type JetStreamClient, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
+import { Device } from "../core/device.js";
+import type { DeviceId } from "../core/device-id.js";
+import { Emitter } from "../core/emitter.js";
+import type { Fault } from "../core/fault.js";
+import type { Message } from "../core/message.js";
+import { deliver, disconnect, isClosed, link, Plugboard, type RunSink, unlink } from "../core/plugboard.js";
+import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "../core/timer.js";
+import { CallError } from "../calls/call-error.js";
+import { serve, type Server } from "../calls/server.js";
+import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
+import { type LineHost, type ProxyRef, RemoteLine } from "./remote-line.js";
+import { decodeJson, decodeValue, encodeJson, encodeValue, faultFromWire, faultToWire, type WireFault } from "./wire.js";
+
+/** A node as the cluster knows it: a name, and the incarnation that tells restarts apart. */
+export interface NodeId {
+  readonly name: string;
+  readonly incarnation: string;
+}
+
+/** Options of {@link connectNode}. */
+export interface NodeOptions {
+  /** NATS server URL(s). */
+  servers: string | string[];
+  /** This node's name: unique among live nodes of the cluster (`[A-Za-z0-9_-]+`). */
+  name: string;
+  /** Several clusters can share one NATS: each has its own subjects and name bucket. Default `"backplane"`. */
+  cluster?: string;
+  /** ms between heartbeats. Default 1000. */
+  heartbeatMs?: number;
+  /** Heartbeats a peer may miss before it is declared down. Default 5. */
+  missedHeartbeats?: number;
+  /** Replicas of the name bucket (3 on a three-server cluster). Default 1. */
+  replicas?: number;
+  /** ms to wait for the first connection. Default 10 000. */
+  connectTimeoutMs?: number;
+}
+
+/** Why a node was declared down. */
+export type DownReason = "heartbeat" | "down-notice" | "restarted" | "left" | "fenced";
+
+/** Events of a {@link ClusterNode}. */
+export interface NodeEvents {
+  /** A node was heard for the first time (or again, under a new incarnation). */
+  "node-up": [node: NodeId];
+  /** A node was lost: every link to its devices has fired `noconnection`. */
+  "node-down": [event: { node: NodeId; reason: DownReason }];
+  /** This node lost the cluster for longer than the bound and rejoined under a new incarnation. */
+  fenced: [event: { previous: NodeId; current: NodeId }];
+}
+
+/** Options of one remote call. */
+export interface RemoteCallOptions {
+  /** ms before the call rejects with `timeout`. Default: none (a lost node still fails it within the detection bound). */
+  timeout?: number;
+}
+
+/** Options of {@link ClusterNode.serve}. */
+export interface RemoteServeOptions {
+  /** The cluster-wide name callers address. */
+  name: string;
+  /** Requests handled at once. Default 1. */
+  concurrency?: number;
+  /** As for the local `serve`: the signal of whoever runs the device (a supervised child's `ctx.signal`). */
+  signal?: AbortSignal;
+}
+
+/** What a node spawner runs for a remote child: its life, under `device.manage` on the spawning node. */
+export type SpawnFunction = (args: unknown, signal: AbortSignal) => unknown;
+
+/** Counters of what the node could not deliver. */
+export interface NodeStats {
+  castsSent: number;
+  /** Casts that reached no server (no responders). */
+  castsUndelivered: number;
+  /** Casts a server here saw missing from a caller's sequence, or could not take (server ended, caller fenced). */
+  castsLost: number;
+  /** Control batches sent again after a timeout or a failed send. */
+  controlRetries: number;
+}
+
+const DEFAULT_HEARTBEAT_MS = 1000;
+const DEFAULT_MISSED = 5;
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+const NAME = /^[A-Za-z0-9_=/-]+(\.[A-Za-z0-9_=/-]+)*$/;
+/** Endings remembered for devices whose id left this node, so a late monitor still hears the real one. */
+const ENDED_MEMORY = 65_536;
+
+type Op =
+  | [op: "mon", dev: number]
+  | [op: "end", dev: number, fault: WireFault | null]
+  | [op: "nfy", from: number, to: number, on: 0 | 1]
+  | [op: "stop", to: number, from: number];
+
+interface Peer {
+  readonly key: string;
+  readonly name: string;
+  readonly inc: string;
+  lastSeen: number;
+  /** A heartbeat was heard (node-up emitted). */
+  up: boolean;
+  readonly proxies: Set<Proxy>;
+  /** The ordered control channel from this node to the peer. */
+  channel: Channel | undefined;
+  /** Last sequence number applied from the peer's channel. */
+  applied: number;
+}
+
+interface Channel {
+  readonly peer: Peer;
+  readonly from: string;
+  queue: Op[];
+  inFlight: Op[] | null;
+  seq: number;
+  timer: AnyTimer;
+  scheduled: boolean;
+  closed: boolean;
+}
+
+interface PendingCall {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  timer: AnyTimer;
+  /** The callee's node key, when known: its loss fails the call at once. */
+  peer: string | undefined;
+  what: string;
+}
+
+/** The local stand-in of a remote device (see remote-line.ts). */
+class Proxy implements ProxyRef, RunSink {
+  readonly board: Plugboard;
+  readonly nodeName: string;
+  readonly incarnation: string;
+  readonly remoteId: DeviceId;
+  /** Local devices whose notify link to this proxy has been forwarded. */
+  readonly synced = new Set<DeviceId>();
+  syncQueued = false;
+
+  constructor(
+    readonly node: ClusterNode,
+    readonly peer: Peer,
+    remoteId: DeviceId,
+  ) {
+    this.board = new Plugboard(`${peer.name}#${remoteId}`);
+    this.nodeName = peer.name;
+    this.incarnation = peer.inc;
+    this.remoteId = remoteId;
+    this.board.sink = this;
+    // The hook: the core changes `watching` when a notify link towards this proxy is made or removed.
+    let watching: Plugboard["watching"] = null;
+    Object.defineProperty(this.board, "watching", {
+      configurable: true,
+      enumerable: true,
+      get: () => watching,
+      set: (value: Plugboard["watching"]) => {
+        watching = value;
+        node._touched(this);
+      },
+    });
+  }
+
+  /** A local device notify-linked to the proxy ended (the core delivered its ending here). */
+  deliver(message: Message | undefined): void {
+    this.board.sink = this;
+    if (message === undefined || message.kind !== "disconnected") return;
+    this.node._localEndedTowards(this, message.from, message.fault);
+  }
+}
+
+/**
+ * Join a cluster: connect to NATS, start heartbeats, open the name bucket.
+ *
+ * Failure detection: a peer is declared down after `heartbeatMs ×
+ * missedHeartbeats` without a heartbeat, checked every `heartbeatMs / 4`,
+ * so a crash, a hang or a cut is detected within `heartbeatMs ×
+ * missedHeartbeats + heartbeatMs + 100 ms`. Defaults: 1000 ms × 5 (about 5 s,
+ * as Akka's default; Erlang's `net_ticktime` takes 45–75 s).
+ *
+ * @throws {ClusterError} `invalid-argument` for bad options; the NATS error when it cannot connect.
+ * @example
+ * ```ts
+ * const node = await connectNode({ servers: "nats://127.0.0.1:4222", name: "a" });
+ * node.on("node-down", ({ node: lost }) => console.warn("lost", lost.name));
+ * ```
+ */
+export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
+  if (typeof options !== "object" || options === null) throw new ClusterError("invalid-argument", "connectNode() takes an options object");
+  const { servers, name, cluster = "backplane", heartbeatMs = DEFAULT_HEARTBEAT_MS, missedHeartbeats = DEFAULT_MISSED, replicas = 1, connectTimeoutMs = 10_000 } = options;
+  if (!(typeof servers === "string" || (Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === "string")))) {
+    throw new ClusterError("invalid-argument", `servers must be a URL or a non-empty array of URLs, not ${describeValue(servers)}`);
+  }
+  if (typeof name !== "string" || !TOKEN.test(name)) throw new ClusterError("invalid-argument", `name must match [A-Za-z0-9_-]+, not ${describeValue(name)}`);
+  if (typeof cluster !== "string" || !TOKEN.test(cluster)) throw new ClusterError("invalid-argument", `cluster must match [A-Za-z0-9_-]+, not ${describeValue(cluster)}`);
+  const bad = durationProblem("heartbeatMs", heartbeatMs) ?? durationProblem("connectTimeoutMs", connectTimeoutMs);
+  if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
+  if (!(heartbeatMs >= 10 && Number.isFinite(heartbeatMs))) throw new ClusterError("invalid-argument", `heartbeatMs must be a finite number ≥ 10, not ${describeValue(heartbeatMs)}`);
+  if (!(Number.isInteger(missedHeartbeats) && missedHeartbeats >= 2)) throw new ClusterError("invalid-argument", `missedHeartbeats must be an integer ≥ 2, not ${describeValue(missedHeartbeats)}`);
+  if (!(Number.isInteger(replicas) && replicas >= 1)) throw new ClusterError("invalid-argument", `replicas must be an integer ≥ 1, not ${describeValue(replicas)}`);
+
+  const downAfter = heartbeatMs * missedHeartbeats;
+  const nc = await connect({
+    servers,
+    name: `${cluster}:${name}`,
+    // The client's defaults give up after 10 attempts and ping every 2 minutes: a node must never give up,
+    // and must notice a dead connection about as fast as its peers notice it.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: Math.min(250, heartbeatMs),
+    reconnectJitter: Math.min(50, heartbeatMs / 4),
+    pingInterval: Math.max(50, Math.floor(downAfter / 2)),
+    maxPingOut: 2,
+    timeout: connectTimeoutMs,
+  });
+  try {
+    const js = nc.jetstream();
+    const kv = await js.views.kv(`bp_${cluster}_names`, { history: 1, replicas });
+    const node = new ClusterNode(nc, js, kv, name, cluster, heartbeatMs, missedHeartbeats);
+    await node._start();
+    return node;
+  } catch (error) {
+    await nc.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** A new incarnation token: time-ordered, random tail, a valid subject token. */
+function newIncarnation(): string {
+  return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, "0")}`;
+}
+
+/**
+ * A member of a cluster. Made by {@link connectNode}.
+ *
+ * @example
+ * ```ts
+ * const node = await connectNode({ servers, name: "b" });
+ * const line = await node.serve(new Device(), (n: number) => n * 2, { name: "doubler" });
+ * await otherNode.call("doubler", 21); // 42
+ * ```
+ */
+export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
+  readonly #nc: NatsConnection;
+  readonly #kv: KV;
+  readonly #cluster: string;
+  readonly #name: string;
+  #inc: string;
+  #key: string;
+  readonly heartbeatMs: number;
+  readonly missedHeartbeats: number;
+  /** No heartbeat for this long: the peer is down. */
+  readonly #downAfter: number;
+  /** No echo of our own heartbeat for this long: we are cut off, fence. Shorter than #downAfter, so we stop before peers take over. */
+  readonly #fenceAfter: number;
+  #status: "up" | "closing" | "closed" = "up";
+
+  readonly #peers = new Map<string, Peer>();
+  readonly #tombstones = new Set<string>();
+  readonly #proxies = new Map<string, Proxy>();
+  /** Local devices whose id left this node, and the peers that want their ending. */
+  readonly #tracked = new Map<DeviceId, { board: Plugboard; interested: Set<string> | null }>();
+  readonly #ended = new Map<DeviceId, Fault | undefined>();
+  /** Hears every tracked device's ending. */
+  readonly #agent: Plugboard;
+
+  /** Names this node holds: name → its bucket revision and device. */
+  readonly #exports = new Map<string, { board: Plugboard; revision: number; sub: Subscription | undefined; server: Server | undefined }>();
+  /** Every name in the bucket, as last seen by the watcher: who holds it. */
+  readonly #names = new Map<string, { key: string; dev: number; revision: number }>();
+  readonly #spawners = new Map<string, SpawnFunction>();
+
+  readonly #pending = new Map<number, PendingCall>();
+  #token = 0;
+  readonly #castSeq = new Map<string, number>();
+  readonly #castSeen = new Map<string, number>();
+  readonly #stats: NodeStats = { castsSent: 0, castsUndelivered: 0, castsLost: 0, controlRetries: 0 };
+
+  #lastEcho = 0;
+  #lastBeat = 0;
+  #tick: AnyTimer = undefined;
+  #subs: Subscription[] = [];
+  #incSubs: Subscription[] = [];
+  readonly #background: Promise<unknown>[] = [];
+  #flushWaiters: (() => void)[] = [];
+  #watcher: { stop(): void } | undefined = undefined;
+
+  /** @internal Use {@link connectNode}. */
+  constructor(nc: NatsConnection, _js: JetStreamClient, kv: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
+    super();
+    this.#nc = nc;
+    this.#kv = kv;
+    this.#name = name;
+    this.#cluster = cluster;
+    this.heartbeatMs = heartbeatMs;
+    this.missedHeartbeats = missedHeartbeats;
+    this.#downAfter = heartbeatMs * missedHeartbeats;
+    this.#fenceAfter = this.#downAfter - heartbeatMs / 2;
+    this.#inc = newIncarnation();
+    this.#key = `${name}.${this.#inc}`;
+    this.#agent = new Plugboard(`cluster:${name}`);
+    this.#agent.sink = { deliver: (m) => this.#agentHeard(m) };
+  }
+
+  // ------------------------------------------------------------------ identity
+
+  /** This node's name and current incarnation (a new one after a fence). */
+  get id(): NodeId {
+    return { name: this.#name, incarnation: this.#inc };
+  }
+
+  /** The nodes currently up, this one first. */
+  members(): NodeId[] {
+    const out: NodeId[] = [{ name: this.#name, incarnation: this.#inc }];
+    for (const p of this.#peers.values()) if (p.up) out.push({ name: p.name, incarnation: p.inc });
+    return out;
+  }
+
+  /** What could not be delivered so far. */
+  stats(): NodeStats {
+    return { ...this.#stats };
+  }
+
+  /** The detection bound: a lost peer is declared down within this many ms. */
+  get detectionBoundMs(): number {
+    return this.#downAfter + this.heartbeatMs + 100;
+  }
+
+  #subject(...parts: string[]): string {
+    return `bp.${this.#cluster}.${parts.join(".")}`;
+  }
+
+  // ------------------------------------------------------------------ start, heartbeats, failure detection
+
+  /** @internal */
+  async _start(): Promise<void> {
+    const nc = this.#nc;
+    this.#subs.push(nc.subscribe(this.#subject("hb"), { callback: (_e, m) => this.#onHeartbeat(m) }));
+    this.#subs.push(nc.subscribe(this.#subject("down"), { callback: (_e, m) => this.#onDownNotice(m) }));
+    this.#subs.push(nc.subscribe(this.#subject("spawn", this.#name), { callback: (_e, m) => this.#onSpawn(m) }));
+    this.#subscribeIncarnation();
+    await this.#startWatcher();
+    await nc.flush();
+    this.#lastEcho = performance.now();
+    this.#beat();
+    this.#arm();
+  }
+
+  #subscribeIncarnation(): void {
+    for (const s of this.#incSubs) s.unsubscribe();
+    const nc = this.#nc;
+    this.#incSubs = [
+      nc.subscribe(this.#subject("ctl", this.#name, this.#inc), { callback: (_e, m) => this.#onControl(m) }),
+      nc.subscribe(this.#subject("r", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onReply(m) }),
+      nc.subscribe(this.#subject("c", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onCastBounce(m) }),
+    ];
+  }
+
+  async #startWatcher(): Promise<void> {
+    const iter = await this.#kv.watch();
+    this.#watcher = { stop: () => iter.stop() };
+    const loop = (async () => {
+      for await (const e of iter) {
+        if (e.operation === "PUT") {
+          try {
+            const v = JSON.parse(new TextDecoder().decode(e.value)) as { k: string; d: number };
+            this.#names.set(e.key, { key: v.k, dev: v.d, revision: e.revision });
+            // A name held by a node already known to be gone: the survivors delete it.
+            if (this.#tombstones.has(v.k)) this.#deleteName(e.key, e.revision);
+          } catch {
+            // not one of ours: ignore
+          }
+        } else this.#names.delete(e.key);
+      }
+    })().catch(() => {});
+    this.#background.push(loop);
+  }
+
+  #arm(): void {
+    this.#tick = setAnyTimeout(this.#onTick, Math.max(5, this.heartbeatMs / 4));
+  }
+
+  readonly #onTick = (): void => {
+    this.#tick = undefined;
+    if (this.#status !== "up") return;
+    if (!this.#checkFence()) {
+      const now = performance.now();
+      if (now - this.#lastBeat >= this.heartbeatMs * 0.9) this.#beat();
+      for (const p of [...this.#peers.values()]) {
+        if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
+      }
+    }
+    if (this.#status === "up") this.#arm();
+  };
+
+  #beat(): void {
+    this.#lastBeat = performance.now();
+    this.#publish(this.#subject("hb"), encodeJson({ k: this.#key }));
+  }
+
+  #publish(subject: string, data: Uint8Array, reply?: string): boolean {
+    try {
+      this.#nc.publish(subject, data, reply === undefined ? undefined : { reply });
+      return true;
+    } catch {
+      // closed or draining: the caller decides what a lost message means
+      return false;
+    }
+  }
+
+  /**
+   * Fence when our own heartbeat has not come back for longer than the fence
+   * threshold: every handler calls this first, so a node resuming from a
+   * pause acts on nothing before it has fenced. True if it fenced.
+   */
+  #checkFence(): boolean {
+    if (this.#status !== "up") return false;
+    if (performance.now() - this.#lastEcho <= this.#fenceAfter) return false;
+    this.#fence();
+    return true;
+  }
+
+  #onHeartbeat(m: Msg): void {
+    if (this.#checkFence() || this.#status !== "up") return;
+    let key: string;
+    try {
+      key = decodeJson<{ k: string }>(m.data).k;
+    } catch {
+      return;
+    }
+    if (key === this.#key) {
+      this.#lastEcho = performance.now();
+      return;
+    }
+    if (this.#tombstones.has(key)) {
+      // A node we declared down is still talking: tell it, so it fences.
+      this.#publish(this.#subject("down"), encodeJson({ k: key }));
+      return;
+    }
+    const peer = this.#peerOf(key);
+    if (peer === undefined) return;
+    peer.lastSeen = performance.now();
+    if (!peer.up) {
+      peer.up = true;
+      // A new incarnation of a name we knew: the old one is gone (restarted), whatever its heartbeats say.
+      for (const other of [...this.#peers.values()]) if (other !== peer && other.name === peer.name) this.#declareDown(other.key, "restarted");
+      this.emit("node-up", { name: peer.name, incarnation: peer.inc });
+    }
+  }
+
+  #onDownNotice(m: Msg): void {
+    if (this.#status !== "up") return;
+    let key: string;
+    try {
+      key = decodeJson<{ k: string }>(m.data).k;
+    } catch {
+      return;
+    }
+    if (key === this.#key) {
+      this.#fence();
+      return;
+    }
+    if (this.#checkFence()) return;
+    this.#declareDown(key, "down-notice");
+  }
+
+  /** The peer record for a key, made on first contact; undefined for ourselves or a tombstone. */
+  #peerOf(key: string): Peer | undefined {
+    let peer = this.#peers.get(key);
+    if (peer !== undefined) return peer;
+    if (key === this.#key || this.#tombstones.has(key)) return undefined;
+    const dot = key.indexOf(".");
+    if (dot <= 0) return undefined;
+    peer = { key, name: key.slice(0, dot), inc: key.slice(dot + 1), lastSeen: performance.now(), up: false, proxies: new Set(), channel: undefined, applied: 0 };
+    this.#peers.set(key, peer);
+    return peer;
+  }
+
+  /** The one place a peer incarnation is given up: its links fire noconnection, its calls fail, its names go. */
+  #declareDown(key: string, reason: DownReason): void {
+    if (this.#tombstones.has(key) || key === this.#key) return;
+    this.#tombstones.add(key);
+    this.#publish(this.#subject("down"), encodeJson({ k: key }));
+    const peer = this.#peers.get(key);
+    const name = peer?.name ?? key.slice(0, Math.max(0, key.indexOf(".")));
+    if (peer !== undefined) {
+      this.#peers.delete(key);
+      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
+      const fault: Fault = { kind: "noconnection", node: peer.name };
+      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
+    }
+    this.#failCallsTo(key, name);
+    for (const t of this.#tracked.values()) t.interested?.delete(key);
+    for (const [n, holder] of this.#names) if (holder.key === key) this.#deleteName(n, holder.revision);
+    if (peer?.up === true) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason });
+  }
+
+  /**
+   * We lost the cluster for longer than the fence threshold (or a peer said
+   * we are down): every remote link fires noconnection, exported devices are
+   * disconnected with noconnection and their names withdrawn, calls in
+   * flight fail, and the node rejoins under a new incarnation whose old
+   * messages every peer refuses.
+   */
+  #fence(): void {
+    if (this.#status !== "up") return;
+    const previous = { name: this.#name, incarnation: this.#inc };
+    const oldKey = this.#key;
+    this.#tombstones.add(oldKey);
+    this.#inc = newIncarnation();
+    this.#key = `${this.#name}.${this.#inc}`;
+    this.#subscribeIncarnation();
+
+    const peers = [...this.#peers.values()];
+    this.#peers.clear();
+    for (const peer of peers) {
+      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
+      const fault: Fault = { kind: "noconnection", node: peer.name };
+      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
+    }
+    for (const call of [...this.#pending.keys()]) {
+      const p = this.#pending.get(call)!;
+      this.#pending.delete(call);
+      clearAnyTimeout(p.timer);
+      p.reject(new ClusterError("noconnection", `${p.what}: this node was cut off from the cluster (fenced)`, { fault: { kind: "noconnection", node: p.peer?.split(".")[0] ?? this.#name } }));
+    }
+    for (const t of this.#tracked.values()) t.interested = null;
+    const own: Fault = { kind: "noconnection", node: this.#name };
+    for (const [name, ex] of [...this.#exports]) {
+      this.#withdraw(name, ex);
+      disconnect(ex.board, own);
+    }
+    this.#publish(this.#subject("down"), encodeJson({ k: oldKey }));
+    this.#lastEcho = performance.now();
+    this.#beat();
+    for (const peer of peers) if (peer.up) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason: "fenced" });
+    this.emit("fenced", { previous, current: { name: this.#name, incarnation: this.#inc } });
+  }
+
+  // ------------------------------------------------------------------ the control plane
+
+  #send(peer: Peer, op: Op): void {
+    let ch = peer.channel;
+    if (ch === undefined) {
+      ch = { peer, from: this.#key, queue: [], inFlight: null, seq: 0, timer: undefined, scheduled: false, closed: false };
+      peer.channel = ch;
+    }
+    ch.queue.push(op);
+    if (ch.inFlight === null && !ch.scheduled) {
+      ch.scheduled = true;
+      queueMicrotask(() => {
+        ch.scheduled = false;
+        if (ch.inFlight === null) this.#flush(ch);
+      });
+    }
+  }
+
+  #flush(ch: Channel): void {
+    if (ch.closed || ch.queue.length === 0) return;
+    ch.inFlight = ch.queue;
+    ch.queue = [];
+    ch.seq++;
+    this.#transmit(ch, encodeJson({ f: ch.from, s: ch.seq, o: ch.inFlight }));
+  }
+
+  /** Send one batch until it is acknowledged, the peer is declared down, or we fence. */
+  #transmit(ch: Channel, data: Uint8Array): void {
+    if (ch.closed) return;
+    const peer = ch.peer;
+    const wait = Math.max(50, this.heartbeatMs);
+    this.#nc.request(this.#subject("ctl", peer.name, peer.inc), data, { timeout: wait }).then(
+      (reply) => {
+        if (ch.closed) return;
+        const answer = new TextDecoder().decode(reply.data);
+        if (answer === "refused") {
+          // The peer has declared this incarnation down: we are the one cut off.
+          if (ch.from === this.#key) this.#fence();
+          return;
+        }
+        ch.inFlight = null;
+        this.#flush(ch);
+        this.#wakeFlushers();
+      },
+      () => {
+        if (ch.closed) return;
+        this.#stats.controlRetries++;
+        ch.timer = setAnyTimeout(() => {
+          ch.timer = undefined;
+          this.#transmit(ch, data);
+        }, Math.max(5, this.heartbeatMs / 4));
+      },
+    );
+  }
+
+  /** True when no control message waits to be sent or acknowledged. */
+  #quiet(): boolean {
+    for (const p of this.#peers.values()) {
+      const ch = p.channel;
+      if (ch !== undefined && (ch.inFlight !== null || ch.queue.length > 0 || ch.scheduled)) return false;
+    }
+    return true;
+  }
+
+  #wakeFlushers(): void {
+    if (this.#flushWaiters.length === 0 || !this.#quiet()) return;
+    for (const w of this.#flushWaiters.splice(0)) w();
+  }
+
+  /**
+   * Resolves once every link change, ending and shutdown request queued so
+   * far has been acknowledged by its peer (or the peer was declared down).
+   * Links made with `Device.link` are forwarded after the current
+   * synchronous code, so call it after making them.
+   *
+   * @example
+   * ```ts
+   * me.link(remote, "notify");
+   * await node.flush(); // the remote node now knows
+   * ```
+   */
+  async flush(): Promise<void> {
+    await Promise.resolve();
+    await Promise.resolve();
+    if (this.#quiet() || this.#status !== "up") return;
+    await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
+  }
+
+  #closeChannel(ch: Channel): void {
+    ch.closed = true;
+    clearAnyTimeout(ch.timer);
+    ch.timer = undefined;
+    ch.queue = [];
+    ch.inFlight = null;
+    ch.peer.channel = undefined;
+    queueMicrotask(() => this.#wakeFlushers());
+  }
+
+  #onControl(m: Msg): void {
+    if (this.#checkFence() || this.#status !== "up") return;
+    let batch: { f: string; s: number; o: Op[] };
+    try {
+      batch = decodeJson(m.data);
+    } catch {
+      return;
+    }
+    if (this.#tombstones.has(batch.f)) {
+      m.respond(new TextEncoder().encode("refused"));
+      return;
+    }
+    const peer = this.#peerOf(batch.f);
+    if (peer === undefined) return;
+    peer.lastSeen = Math.max(peer.lastSeen, performance.now());
+    if (batch.s > peer.applied) {
+      peer.applied = batch.s;
+      for (const op of batch.o) this.#apply(peer, op);
+    }
+    m.respond(new TextEncoder().encode("ok"));
+  }
+
+  #apply(peer: Peer, op: Op): void {
+    switch (op[0]) {
+      case "mon": {
+        const dev = op[1];
+        const t = this.#tracked.get(dev);
+        if (t !== undefined && !isClosed(t.board)) {
+          (t.interested ??= new Set()).add(peer.key);
+        } else {
+          this.#send(peer, ["end", dev, this.#endingWire(dev)]);
+        }
+        return;
+      }
+      case "end": {
+        const proxy = this.#proxies.get(`${peer.key}/${op[1]}`);
+        if (proxy !== undefined) this.#closeProxy(proxy, faultFromWire(op[2]));
+        return;
+      }
+      case "nfy": {
+        const target = this.#tracked.get(op[2]);
+        const proxy = this.#proxyFor(peer, op[1]);
+        if (op[3] === 1) {
+          if (target === undefined || isClosed(target.board)) return; // notify towards a gone device does nothing
+          if (isClosed(proxy.board)) deliver(target.board, endingMessage(proxy.board));
+          else link(proxy.board, target.board, "notify");
+        } else if (target !== undefined) unlink(proxy.board, target.board, "notify");
+        return;
+      }
+      case "stop": {
+        const target = this.#tracked.get(op[1]);
+        if (target === undefined) return;
+        const proxy = this.#proxyFor(peer, op[2]);
+        deliver(target.board, { kind: "shutdown", from: proxy.board.id });
+        return;
+      }
+    }
+  }
+
+  #endingWire(dev: DeviceId): WireFault | null {
+    if (this.#ended.has(dev)) return faultToWire(this.#ended.get(dev));
+    // Erlang's noproc: an id this node never gave out, or one ended too long ago to remember.
+    return faultToWire({ kind: "error", error: new ClusterError("remote-error", `noproc: device ${dev} on node ${this.#name} is unknown or long gone`) });
+  }
+
+  // ------------------------------------------------------------------ local devices seen from elsewhere
+
+  /** Make `board`'s id resolvable by peers, and hear its ending. */
+  #track(board: Plugboard): void {
+    if (this.#tracked.has(board.id)) return;
+    if (isClosed(board)) {
+      this.#remember(board.id, board.fault);
+      return;
+    }
+    this.#tracked.set(board.id, { board, interested: null });
+    link(this.#agent, board, "monitor");
+  }
+
+  #remember(dev: DeviceId, fault: Fault | undefined): void {
+    if (this.#ended.has(dev)) return;
+    if (this.#ended.size >= ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value as DeviceId);
+    this.#ended.set(dev, fault);
+  }
+
+  #agentHeard(message: Message | undefined): void {
+    this.#agent.sink = { deliver: (m) => this.#agentHeard(m) };
+    if (message === undefined || message.kind !== "disconnected") return;
+    const dev = message.from;
+    const t = this.#tracked.get(dev);
+    this.#tracked.delete(dev);
+    this.#remember(dev, message.fault);
+    if (t?.interested != null) {
+      const wire = faultToWire(message.fault);
+      for (const key of t.interested) {
+        const peer = this.#peers.get(key);
+        if (peer !== undefined) this.#send(peer, ["end", dev, wire]);
+      }
+    }
+    for (const [name, ex] of this.#exports) if (ex.board.id === dev) this.#withdraw(name, ex);
+  }
+
+  /** @internal A local device notify-linked to `proxy` ended: make sure the remote device hears it. */
+  _localEndedTowards(proxy: Proxy, dev: DeviceId, fault: Fault | undefined): void {
+    if (proxy.synced.delete(dev)) return; // forwarded already: the agent sends the ending
+    if (isClosed(proxy.board) || this.#tombstones.has(proxy.peer.key)) return;
+    this.#remember(dev, fault);
+    this.#send(proxy.peer, ["nfy", dev, proxy.remoteId, 1]);
+    this.#send(proxy.peer, ["end", dev, faultToWire(fault)]);
+  }
+
+  /** @internal A notify link towards this proxy was made or removed; look at it after the current code. */
+  _touched(ref: Proxy): void {
+    if (ref.syncQueued || isClosed(ref.board)) return;
+    ref.syncQueued = true;
+    queueMicrotask(() => this.#sync(ref));
+  }
+
+  /** Forward the notify links made or removed towards `proxy` since the last look. */
+  #sync(proxy: Proxy): void {
+    proxy.syncQueued = false;
+    if (isClosed(proxy.board)) return;
+    const watching = proxy.board.watching;
+    const now = new Set<Plugboard>();
+    if (watching instanceof Plugboard) now.add(watching);
+    else if (watching !== null) for (const b of watching) now.add(b);
+    for (const b of now) {
+      if (proxy.synced.has(b.id)) continue;
+      proxy.synced.add(b.id);
+      this.#track(b);
+      this.#send(proxy.peer, ["nfy", b.id, proxy.remoteId, 1]);
+    }
+    if (proxy.synced.size > now.size) {
+      const ids = new Set<DeviceId>();
+      for (const b of now) ids.add(b.id);
+      for (const id of [...proxy.synced]) {
+        if (ids.has(id)) continue;
+        proxy.synced.delete(id);
+        this.#send(proxy.peer, ["nfy", id, proxy.remoteId, 0]);
+      }
+    }
+  }
+
+  /** @internal LineHost */
+  shutdownRemote(ref: ProxyRef, from: DeviceId): boolean {
+    if (!(ref instanceof Proxy)) return deliver(ref.board, { kind: "shutdown", from });
+    if (isClosed(ref.board) || this.#tombstones.has(ref.peer.key)) return false;
+    const local = this.#localBoard(from);
+    if (local !== undefined) this.#track(local);
+    this.#send(ref.peer, ["stop", ref.remoteId, from]);
+    return true;
+  }
+
+  /** Boards of this node reachable by id: tracked ones (a shutdown's sender must be). */
+  #localBoard(id: DeviceId): Plugboard | undefined {
+    return this.#tracked.get(id)?.board;
+  }
+
+  #proxyFor(peer: Peer, dev: DeviceId): Proxy {
+    const k = `${peer.key}/${dev}`;
+    let proxy = this.#proxies.get(k);
+    if (proxy !== undefined) return proxy;
+    proxy = new Proxy(this, peer, dev);
+    this.#proxies.set(k, proxy);
+    peer.proxies.add(proxy);
+    this.#send(peer, ["mon", dev]);
+    return proxy;
+  }
+
+  #closeProxy(proxy: Proxy, fault: Fault | undefined): void {
+    this.#proxies.delete(`${proxy.peer.key}/${proxy.remoteId}`);
+    proxy.peer.proxies.delete(proxy);
+    proxy.board.sink = null;
+    disconnect(proxy.board, fault);
+  }
+
+  /** A line to device `dev` of node `key`: a proxy, or the device itself when it is ours. */
+  #lineTo(key: string, dev: DeviceId, name: string | undefined): RemoteLine | undefined {
+    if (key === this.#key) {
+      const t = this.#tracked.get(dev);
+      if (t === undefined) return undefined;
+      return new RemoteLine(this, { board: t.board, nodeName: this.#name, incarnation: this.#inc, remoteId: dev }, name);
+    }
+    if (this.#tombstones.has(key)) {
+      const dot = key.indexOf(".");
+      const board = new Plugboard(`${key.slice(0, dot)}#${dev}`);
+      disconnect(board, { kind: "noconnection", node: key.slice(0, dot) });
+      return new RemoteLine(this, { board, nodeName: key.slice(0, dot), incarnation: key.slice(dot + 1), remoteId: dev }, name);
+    }
+    const peer = this.#peerOf(key)!;
+    return new RemoteLine(this, this.#proxyFor(peer, dev), name);
+  }
+
+  // ------------------------------------------------------------------ names
+
+  #checkName(name: unknown): string {
+    if (typeof name !== "string" || !NAME.test(name) || name.length > 200) {
+      throw new ClusterError("invalid-argument", `a cluster name must be letters, digits, "_-=/" and single dots, not ${describeValue(name)}`);
+    }
+    return name;
+  }
+
+  #checkUp(what: string): void {
+    if (this.#status !== "up") throw new ClusterError("closed", `${what}: node ${this.#name} is closed`);
+  }
+
+  /**
+   * Give `device` a cluster-wide unique name. Resolves with a RemoteLine to
+   * it; the name is withdrawn when the device ends (or this node fences).
+   *
+   * @throws {ClusterError} `name-taken` when a live device already holds it; `invalid-argument`; `closed`.
+   * @example
+   * ```ts
+   * const line = await node.export(worker, { name: "billing" });
+   * ```
+   */
+  async export(device: Device, options: { name: string }): Promise<RemoteLine> {
+    this.#checkUp("export");
+    if (!(device instanceof Device)) throw new ClusterError("invalid-argument", "export() takes a Device");
+    const name = this.#checkName(options?.name);
+    if (!device.isConnected) throw new ClusterError("invalid-argument", `device ${device.id} has already disconnected`);
+    return this.#export(device, name, undefined);
+  }
+
+  async #export(device: Device, name: string, server: Server | undefined): Promise<RemoteLine> {
+    const board = device._board;
+    if (this.#exports.has(name)) throw new ClusterError("name-taken", `name "${name}" is already held on this node`);
+    const key = this.#key;
+    let revision: number;
+    try {
+      revision = await this.#kv.create(name, encodeJson({ k: key, d: board.id }));
+    } catch (error) {
+      const held = await this.#kv.get(name).catch(() => null);
+      if (held !== null && held.operation === "PUT") {
+        const holder = (JSON.parse(new TextDecoder().decode(held.value)) as { k: string }).k;
+        if (this.#tombstones.has(holder)) {
+          // Held by a node known to be gone: take it over with a compare-and-set on its revision.
+          revision = await this.#kv.update(name, encodeJson({ k: key, d: board.id }), held.revision).catch((e: unknown) => {
+            throw new ClusterError("name-taken", `name "${name}" was taken over by another node first`, { cause: e });
+          });
+        } else throw new ClusterError("name-taken", `name "${name}" is held by node ${holder}`, { cause: error });
+      } else throw new ClusterError("remote-error", `could not register name "${name}"`, { cause: error });
+    }
+    if (key !== this.#key || isClosed(board) || this.#status !== "up") {
+      // Fenced, closed or the device ended while we waited: give the name back.
+      this.#deleteName(name, revision);
+      if (this.#status !== "up") throw new ClusterError("closed", `export: node ${this.#name} closed`);
+      throw new ClusterError("noconnection", `export of "${name}": the node fenced or the device ended meanwhile`, { fault: { kind: "noconnection", node: this.#name } });
+    }
+    this.#track(board);
+    const entry = { board, revision, sub: undefined as Subscription | undefined, server };
+    if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(name, server, m) });
+    this.#exports.set(name, entry);
+    this.#names.set(name, { key, dev: board.id, revision });
+    return new RemoteLine(this, { board, nodeName: this.#name, incarnation: this.#inc, remoteId: board.id }, name);
+  }
+
+  #withdraw(name: string, ex: { revision: number; sub: Subscription | undefined }): void {
+    this.#exports.delete(name);
+    ex.sub?.unsubscribe();
+    this.#deleteName(name, ex.revision);
+  }
+
+  /** Delete a name only if it is still the revision we know: never someone's newer registration. */
+  #deleteName(name: string, revision: number): void {
+    const p = this.#kv.delete(name, { previousSeq: revision }).catch(() => {});
+    this.#background.push(p);
+    void p.then(() => {
+      const i = this.#background.indexOf(p);
+      if (i >= 0) this.#background.splice(i, 1);
+    });
+  }
+
+  /**
+   * The device holding `name`, or undefined when nobody does (or its holder
+   * is a node known to be gone).
+   *
+   * @example
+   * ```ts
+   * const line = await node.lookup("billing");
+   * ```
+   */
+  async lookup(name: string): Promise<RemoteLine | undefined> {
+    this.#checkUp("lookup");
+    this.#checkName(name);
+    const e = await this.#kv.get(name);
+    if (e === null || e.operation !== "PUT") return undefined;
+    const v = JSON.parse(new TextDecoder().decode(e.value)) as { k: string; d: number };
+    if (this.#tombstones.has(v.k)) {
+      this.#deleteName(name, e.revision);
+      return undefined;
+    }
+    this.#names.set(name, { key: v.k, dev: v.d, revision: e.revision });
+    return this.#lineTo(v.k, v.d, name);
+  }
+
+  // ------------------------------------------------------------------ calls
+
+  /**
+   * Serve requests for `name` across the cluster with `handler` (the local
+   * `serve` on `device`, plus the name). Resolves once the name is held.
+   *
+   * @throws {ClusterError} `name-taken`, `invalid-argument`, `closed`.
+   * @example
+   * ```ts
+   * await node.serve(new Device({ name: "doubler" }), (n: number) => n * 2, { name: "doubler" });
+   * ```
+   */
+  async serve<Req, Res>(device: Device, handler: (request: Req) => Res | PromiseLike<Res>, options: RemoteServeOptions): Promise<RemoteLine> {
+    this.#checkUp("serve");
+    if (!(device instanceof Device)) throw new ClusterError("invalid-argument", "serve() takes a Device");
+    if (typeof handler !== "function") throw new ClusterError("invalid-argument", "serve() takes a handler function");
+    const name = this.#checkName(options?.name);
+    if (!device.isConnected) throw new ClusterError("invalid-argument", `device ${device.id} has already disconnected`);
+    // The name first: a refused name must not leave a server running on the user's device.
+    const server = serve(device, handler, { name, ...(options.concurrency !== undefined && { concurrency: options.concurrency }), ...(options.signal !== undefined && { signal: options.signal }) });
+    try {
+      return await this.#export(device, name, server as Server);
+    } catch (error) {
+      void server.stop();
+      throw error;
+    }
+  }
+
+  #onRequest(name: string, server: Server, m: Msg): void {
+    if (this.#checkFence()) return;
+    const reply = m.reply;
+    if (reply === undefined) return;
+    // reply = bp.<cluster>.<r|c>.<caller name>.<caller incarnation>.<token>
+    const parts = reply.split(".");
+    if (parts.length !== 6) return;
+    const caller = `${parts[3]}.${parts[4]}`;
+    const isCast = parts[2] === "c";
+    if (this.#tombstones.has(caller)) {
+      if (isCast) this.#stats.castsLost++;
+      return; // an old incarnation's traffic is refused
+    }
+    let request: unknown;
+    try {
+      request = decodeValue(m.data);
+    } catch {
+      if (!isCast) this.#respond(reply, [1, "not-cloneable", "the request could not be deserialised", null]);
+      return;
+    }
+    if (isCast) {
+      const seq = Number(parts[5]);
+      const k = `${caller}|${name}`;
+      const last = this.#castSeen.get(k) ?? 0;
+      if (seq > last + 1) this.#stats.castsLost += seq - last - 1;
+      if (seq > last) this.#castSeen.set(k, seq);
+      if (!server.cast(request)) this.#stats.castsLost++;
+      return;
+    }
+    server.call(request).then(
+      (value) => this.#respond(reply, [0, value]),
+      (error: unknown) => {
+        if (error instanceof CallError) this.#respond(reply, [1, error.code === "server-down" ? "server-down" : "remote-error", error.message, faultToWire(error.fault)]);
+        else this.#respond(reply, [1, "remote-error", error instanceof Error ? error.message : String(error), null]);
+      },
+    );
+  }
+
+  #respond(reply: string, answer: unknown[]): void {
+    let data: Uint8Array;
+    try {
+      data = encodeValue(answer);
+    } catch {
+      data = encodeValue([1, "not-cloneable", "the reply cannot be serialised (v8 structured clone)", null]);
+    }
+    this.#publish(reply, data);
+  }
+
+  /**
+   * Call the server holding `target` (a name, or a RemoteLine found by
+   * name). Fails in milliseconds when nobody serves the name
+   * (`no-responders`) or its node is known to be gone (`noconnection`); a
+   * call in flight whose callee's node is lost fails with `noconnection`
+   * within the detection bound; a late reply is dropped.
+   *
+   * @throws {ClusterError} `no-responders`, `noconnection`, `server-down`, `timeout`, `not-cloneable`, `closed`, `invalid-argument`.
+   * @example
+   * ```ts
+   * const doubled = await node.call<number>("doubler", 21, { timeout: 1_000 });
+   * ```
+   */
+  call<Res = unknown>(target: string | RemoteLine, request: unknown, options?: RemoteCallOptions): Promise<Res> {
+    let name: string;
+    let peer: string | undefined;
+    try {
+      if (this.#status !== "up") throw new ClusterError("closed", `call: node ${this.#name} is closed`);
+      ({ name, peer } = this.#target(target));
+      const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+      const bad = durationProblem("timeout", timeout);
+      if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
+      if (peer !== undefined && this.#tombstones.has(peer)) {
+        throw new ClusterError("noconnection", `call to "${name}": its node ${peer} is gone`, { fault: { kind: "noconnection", node: peer.split(".")[0]! } });
+      }
+      const data = this.#encodeRequest(request);
+      const token = ++this.#token;
+      return new Promise<Res>((resolve, reject) => {
+        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer, what: `call to "${name}"` };
+        if (timeout !== Number.POSITIVE_INFINITY) {
+          pending.timer = setAnyTimeout(() => {
+            if (this.#pending.delete(token)) reject(new ClusterError("timeout", `call to "${name}" got no reply within ${timeout} ms`));
+          }, timeout);
+        }
+        this.#pending.set(token, pending);
+        if (!this.#publish(this.#subject("svc", name), data, this.#subject("r", this.#name, this.#inc, String(token)))) {
+          this.#pending.delete(token);
+          clearAnyTimeout(pending.timer);
+          reject(new ClusterError("closed", `call to "${name}": the connection is closed`));
+        }
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Send `request` to the server holding `target` without waiting: at most
+   * once, as in Erlang. Returns false when it could not be sent at all;
+   * casts nobody received are counted in {@link stats}.
+   *
+   * @example
+   * ```ts
+   * node.cast("logger", { line: "hello" });
+   * ```
+   */
+  cast(target: string | RemoteLine, request: unknown): boolean {
+    if (this.#status !== "up") return false;
+    const { name } = this.#target(target);
+    const data = this.#encodeRequest(request);
+    let seq = this.#castSeq.get(name) ?? 0;
+    this.#castSeq.set(name, ++seq);
+    this.#stats.castsSent++;
+    if (this.#publish(this.#subject("svc", name), data, this.#subject("c", this.#name, this.#inc, String(seq)))) return true;
+    this.#stats.castsUndelivered++;
+    return false;
+  }
+
+  #target(target: string | RemoteLine): { name: string; peer: string | undefined } {
+    if (target instanceof RemoteLine) {
+      if (target.name === undefined) throw new ClusterError("invalid-argument", "call() needs a name, or a RemoteLine found by name");
+      return { name: target.name, peer: `${target.node}.${target.incarnation}` };
+    }
+    const name = this.#checkName(target);
+    return { name, peer: this.#names.get(name)?.key };
+  }
+
+  #encodeRequest(request: unknown): Uint8Array {
+    try {
+      return encodeValue(request);
+    } catch (error) {
+      throw new ClusterError("not-cloneable", "the request cannot be serialised (v8 structured clone)", { cause: error });
+    }
+  }
+
+  #onReply(m: Msg): void {
+    const subject = m.subject;
+    const token = Number(subject.slice(subject.lastIndexOf(".") + 1));
+    const pending = this.#pending.get(token);
+    if (pending === undefined) return; // late: the caller already gave up
+    this.#pending.delete(token);
+    clearAnyTimeout(pending.timer);
+    if (m.headers?.code === 503) {
+      if (pending.peer !== undefined && this.#tombstones.has(pending.peer)) {
+        pending.reject(new ClusterError("noconnection", `${pending.what}: its node is gone`, { fault: { kind: "noconnection", node: pending.peer.split(".")[0]! } }));
+      } else pending.reject(new ClusterError("no-responders", `${pending.what}: nobody serves it`));
+      return;
+    }
+    let answer: unknown[];
+    try {
+      answer = decodeValue(m.data) as unknown[];
+    } catch (error) {
+      pending.reject(new ClusterError("not-cloneable", `${pending.what}: the reply could not be deserialised`, { cause: error }));
+      return;
+    }
+    if (answer[0] === 0) pending.resolve(answer[1]);
+    else {
+      const fault = faultFromWire(answer[3] as WireFault | null);
+      pending.reject(new ClusterError(answer[1] as ClusterErrorCode, `${pending.what}: ${String(answer[2])}`, { fault, cause: fault?.kind === "error" ? fault.error : undefined }));
+    }
+  }
+
+  #onCastBounce(m: Msg): void {
+    if (m.headers?.code === 503) this.#stats.castsUndelivered++;
+  }
+
+  #failCallsTo(key: string, name: string): void {
+    for (const [token, p] of this.#pending) {
+      if (p.peer !== key) continue;
+      this.#pending.delete(token);
+      clearAnyTimeout(p.timer);
+      p.reject(new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }));
+    }
+  }
+
+  // ------------------------------------------------------------------ remote children
+
+  /**
+   * Let other nodes start children here: `fn(args, signal)` is the child's
+   * life, run under `device.manage` of a new device (see `remoteChild`).
+   *
+   * @example
+   * ```ts
+   * node.spawner("worker", async (args, signal) => { await work(args, signal); });
+   * ```
+   */
+  spawner(kind: string, fn: SpawnFunction): void {
+    if (typeof kind !== "string" || kind.length === 0) throw new ClusterError("invalid-argument", `spawner kind must be a non-empty string, not ${describeValue(kind)}`);
+    if (typeof fn !== "function") throw new ClusterError("invalid-argument", "spawner() takes a function");
+    this.#spawners.set(kind, fn);
+  }
+
+  /**
+   * Start a `kind` child on node `on`, linked to `parent` (the child hears
+   * when `parent` ends or this node is lost, so it is never orphaned).
+   *
+   * @throws {ClusterError} `no-responders` (no such node up), `remote-error` (no such spawner), `timeout`, `closed`.
+   * @example
+   * ```ts
+   * const child = await node.spawn("b", "worker", { n: 1 }, { parent: me });
+   * ```
+   */
+  spawn(on: string, kind: string, args: unknown, options: { parent: Device; timeout?: number }): Promise<RemoteLine> {
+    try {
+      this.#checkUp("spawn");
+      if (typeof on !== "string" || !TOKEN.test(on)) throw new ClusterError("invalid-argument", `on must be a node name, not ${describeValue(on)}`);
+      if (!(options?.parent instanceof Device)) throw new ClusterError("invalid-argument", "spawn() needs options.parent, a Device");
+      const timeout = options.timeout ?? 5_000;
+      const bad = durationProblem("timeout", timeout);
+      if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
+      const parent = options.parent._board;
+      this.#track(parent);
+      const data = this.#encodeRequest([kind, args, this.#key, parent.id]);
+      const token = ++this.#token;
+      return new Promise<[number, string]>((resolve, reject) => {
+        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: undefined, what: `spawn of "${kind}" on ${on}` };
+        pending.timer = setAnyTimeout(() => {
+          if (this.#pending.delete(token)) reject(new ClusterError("timeout", `${pending.what}: no reply within ${timeout} ms`));
+        }, timeout);
+        this.#pending.set(token, pending);
+        if (!this.#publish(this.#subject("spawn", on), data, this.#subject("r", this.#name, this.#inc, String(token)))) {
+          this.#pending.delete(token);
+          clearAnyTimeout(pending.timer);
+          reject(new ClusterError("closed", `${pending.what}: the connection is closed`));
+        }
+      }).then(([dev, inc]) => this.#lineTo(`${on}.${inc}`, dev, undefined)!);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #onSpawn(m: Msg): void {
+    if (this.#checkFence() || m.reply === undefined) return;
+    const reply = m.reply;
+    let kind: string, args: unknown, parentKey: string, parentDev: number;
+    try {
+      [kind, args, parentKey, parentDev] = decodeValue(m.data) as [string, unknown, string, number];
+    } catch {
+      this.#respond(reply, [1, "not-cloneable", "the spawn request could not be deserialised", null]);
+      return;
+    }
+    const fn = this.#spawners.get(kind);
+    if (fn === undefined) {
+      this.#respond(reply, [1, "remote-error", `node ${this.#name} has no spawner "${kind}"`, null]);
+      return;
+    }
+    const peer = this.#peerOf(parentKey);
+    if (peer === undefined) {
+      this.#respond(reply, [1, "noconnection", `the parent's node ${parentKey} is gone`, faultToWire({ kind: "noconnection", node: parentKey.split(".")[0]! })]);
+      return;
+    }
+    const device = new Device({ name: kind });
+    this.#track(device._board);
+    // The child hears its parent's ending, or noconnection when the parent's node is lost: never orphaned.
+    link(this.#proxyFor(peer, parentDev).board, device._board, "notify");
+    device.manage((signal) => fn(args, signal)).catch(() => {});
+    this.#respond(reply, [0, [device.id, this.#inc]]);
+  }
+
+  // ------------------------------------------------------------------ close
+
+  /**
+   * Leave the cluster: names withdrawn, peers told at once (their links to
+   * this node's devices fire `noconnection`), remote links here fire
+   * `noconnection`, calls in flight fail with `closed`, timers and the
+   * connection closed. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await node.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#status !== "up") {
+      while (this.#status !== "closed") await new Promise((r) => setImmediate(r));
+      return;
+    }
+    this.#status = "closing";
+    clearAnyTimeout(this.#tick);
+    this.#tick = undefined;
+    for (const [name, ex] of [...this.#exports]) this.#withdraw(name, ex);
+    this.#publish(this.#subject("down"), encodeJson({ k: this.#key }));
+    for (const peer of [...this.#peers.values()]) {
+      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
+      const fault: Fault = { kind: "noconnection", node: peer.name };
+      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
+    }
+    this.#peers.clear();
+    for (const [token, p] of [...this.#pending]) {
+      this.#pending.delete(token);
+      clearAnyTimeout(p.timer);
+      p.reject(new ClusterError("closed", `${p.what}: node ${this.#name} closed`));
+    }
+    this.#agent.sink = null;
+    disconnect(this.#agent, undefined);
+    for (const w of this.#flushWaiters.splice(0)) w();
+    this.#watcher?.stop();
+    await Promise.allSettled([...this.#background]);
+    try {
+      await this.#nc.drain();
+    } catch {
+      await this.#nc.close().catch(() => {});
+    }
+    await Promise.allSettled([...this.#background]);
+    this.#status = "closed";
+  }
+}
+
+function endingMessage(board: Plugboard): Message {
+  return board.fault === undefined ? { kind: "disconnected", from: board.id } : { kind: "disconnected", from: board.id, fault: board.fault };
+}

@@ -1,0 +1,97 @@
+/**
+ * What crosses between nodes: faults as plain JSON (an error keeps its name,
+ * message, stack and code), payloads of calls as v8 structured clone.
+ */
+import { deserialize, serialize } from "node:v8";
+import type { Fault } from "../core/fault.js";
+
+/** A fault on the wire: `k` kind, `e` error, `f` cascade origin, `n` node. */
+export interface WireFault {
+  k: Fault["kind"];
+  e?: WireError | { v: unknown };
+  f?: number;
+  n?: string;
+}
+
+interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: unknown;
+}
+
+/** An error that happened on another node, rebuilt here: same name, message, stack and `code`. */
+function rebuildError(w: WireError): Error {
+  const e = new Error(w.message);
+  Object.defineProperty(e, "name", { value: w.name, configurable: true, writable: true, enumerable: false });
+  if (w.stack !== undefined) e.stack = w.stack;
+  if (w.code !== undefined) (e as { code?: unknown }).code = w.code;
+  return e;
+}
+
+function errorToWire(error: unknown): WireError | { v: unknown } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(error.stack !== undefined && { stack: error.stack }), ...(typeof code === "string" || typeof code === "number" ? { code } : {}) };
+  }
+  // Anything else that was thrown: kept if JSON can carry it, else its text.
+  try {
+    JSON.stringify(error);
+    return { v: error };
+  } catch {
+    return { v: String(error) };
+  }
+}
+
+export function faultToWire(fault: Fault | undefined): WireFault | null {
+  if (fault === undefined) return null;
+  switch (fault.kind) {
+    case "error":
+      return { k: "error", e: errorToWire(fault.error) };
+    case "cascade":
+      return { k: "cascade", f: fault.from };
+    case "noconnection":
+      return { k: "noconnection", n: fault.node };
+    default:
+      return { k: fault.kind };
+  }
+}
+
+export function faultFromWire(w: WireFault | null | undefined): Fault | undefined {
+  if (w === null || w === undefined) return undefined;
+  switch (w.k) {
+    case "error": {
+      const e = w.e;
+      if (e === undefined) return { kind: "error" };
+      return { kind: "error", error: "v" in e ? e.v : rebuildError(e) };
+    }
+    case "cascade":
+      return { kind: "cascade", from: w.f ?? -1 };
+    case "noconnection":
+      return { kind: "noconnection", node: w.n ?? "" };
+    case "drop":
+    case "timeout":
+    case "killed":
+      return { kind: w.k };
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJson(x: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(x));
+}
+
+export function decodeJson<T>(data: Uint8Array): T {
+  return JSON.parse(decoder.decode(data)) as T;
+}
+
+/** Structured clone to bytes; throws on what cannot be cloned. */
+export function encodeValue(x: unknown): Uint8Array {
+  return serialize(x);
+}
+
+export function decodeValue(data: Uint8Array): unknown {
+  return deserialize(data);
+}

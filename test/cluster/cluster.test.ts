@@ -1,0 +1,338 @@
+/**
+ * Cluster behaviour with nodes in this process (each its own NATS
+ * connection) against a real nats-server: membership, names, links across
+ * nodes, calls, remote children. Failure scenarios with real processes are
+ * in scenarios.test.ts.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Device } from "../../src/core/device.js";
+import { Supervisor } from "../../src/supervisor/supervisor.js";
+import { type ClusterNode, ClusterError, connectNode, remoteChild } from "../../src/cluster/index.js";
+import { BackplaneError } from "../../src/core/error.js";
+import { cleanup, NatsServer, natsMissing } from "./harness.js";
+
+const why = natsMissing();
+const HB = 200;
+const MISSED = 4;
+
+describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
+  let server: NatsServer;
+  const nodes: ClusterNode[] = [];
+  let seq = 0;
+
+  beforeAll(async () => {
+    server = await NatsServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.close()));
+  });
+  afterAll(cleanup);
+
+  async function join(name: string): Promise<ClusterNode> {
+    const n = await connectNode({ servers: server.url, name, cluster: `c${++seq}`, heartbeatMs: HB, missedHeartbeats: MISSED });
+    nodes.push(n);
+    return n;
+  }
+  /** Two nodes of one fresh cluster that have heard each other. */
+  async function pair(): Promise<[ClusterNode, ClusterNode]> {
+    const cluster = `c${++seq}`;
+    const a = await connectNode({ servers: server.url, name: "a", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
+    const b = await connectNode({ servers: server.url, name: "b", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
+    nodes.push(a, b);
+    await Promise.all([until(a, "b"), until(b, "a")]);
+    return [a, b];
+  }
+  function until(n: ClusterNode, peer: string): Promise<void> {
+    if (n.members().some((m) => m.name === peer)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const on = (id: { name: string }): void => {
+        if (id.name !== peer) return;
+        n.off("node-up", on);
+        resolve();
+      };
+      n.on("node-up", on);
+    });
+  }
+
+  describe("membership", () => {
+    it("two nodes hear each other; members lists both, each with its incarnation", async () => {
+      const [a, b] = await pair();
+      expect(a.members().map((m) => m.name)).toEqual(["a", "b"]);
+      expect(b.members().find((m) => m.name === "a")?.incarnation).toBe(a.id.incarnation);
+    });
+
+    it("a node that closes is down for the others at once (its down notice), reason left or down-notice", async () => {
+      const [a, b] = await pair();
+      const down = new Promise<{ node: { name: string } }>((resolve) => a.on("node-down", resolve));
+      await b.close();
+      expect((await down).node.name).toBe("b");
+      expect(a.members().map((m) => m.name)).toEqual(["a"]);
+    });
+
+    it("close leaves no handle: closing twice is fine", async () => {
+      const a = await join("solo");
+      await a.close();
+      await a.close();
+    });
+
+    it("bad options are typed errors", async () => {
+      await expect(connectNode({ servers: server.url, name: "bad name" })).rejects.toMatchObject({ code: "invalid-argument" });
+      await expect(connectNode({ servers: server.url, name: "x", heartbeatMs: -1 })).rejects.toBeInstanceOf(ClusterError);
+      await expect(connectNode({ servers: server.url, name: "x", missedHeartbeats: 1 })).rejects.toBeInstanceOf(BackplaneError);
+    });
+  });
+
+  describe("names", () => {
+    it("export then lookup from another node; a second export of a live name is name-taken", async () => {
+      const [a, b] = await pair();
+      const d = new Device();
+      const line = await a.export(d, { name: "billing" });
+      expect(line.remoteId).toBe(d.id);
+      const found = await b.lookup("billing");
+      expect(found?.node).toBe("a");
+      expect(found?.remoteId).toBe(d.id);
+      const err = await b.export(new Device(), { name: "billing" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ClusterError);
+      expect((err as ClusterError).code).toBe("name-taken");
+      expect(await b.lookup("nobody")).toBeUndefined();
+    });
+
+    it("a name is withdrawn when its device ends, and can be taken again", async () => {
+      const [a, b] = await pair();
+      const d = new Device();
+      await a.export(d, { name: "job" });
+      const gone = waitFor(async () => (await b.lookup("job")) === undefined);
+      d.disconnect();
+      await gone;
+      await b.export(new Device(), { name: "job" });
+    });
+
+    it("a lost node's names are deleted by the survivors", async () => {
+      const [a, b] = await pair();
+      await b.export(new Device(), { name: "held-by-b" });
+      await b.close();
+      await waitFor(async () => (await a.lookup("held-by-b")) === undefined);
+    });
+
+    it("a bad name is invalid-argument", async () => {
+      const a = await join("n");
+      await expect(a.export(new Device(), { name: "has space" })).rejects.toMatchObject({ code: "invalid-argument" });
+      await expect(a.lookup("*")).rejects.toMatchObject({ code: "invalid-argument" });
+    });
+  });
+
+  describe("links across nodes", () => {
+    it("a remote error reaches the monitor with its message preserved", async () => {
+      const [a, b] = await pair();
+      const worker = new Device();
+      await b.export(worker, { name: "w" });
+      const line = (await a.lookup("w"))!;
+      const watcher = new Device();
+      watcher.link(line, "monitor");
+      await settle(a);
+      worker.disconnect({ kind: "error", error: new TypeError("disk full") });
+      const m = await watcher.receive();
+      expect(m).toMatchObject({ kind: "disconnected", from: line.id, fault: { kind: "error" } });
+      const error = (m as { fault: { error: Error } }).fault.error;
+      expect(error.message).toBe("disk full");
+      expect(error.name).toBe("TypeError");
+      expect(watcher.tryReceive()).toBeUndefined();
+    });
+
+    it("monitoring a remote device already gone notifies at once with its ending", async () => {
+      const [a, b] = await pair();
+      const worker = new Device();
+      await b.export(worker, { name: "w" });
+      const line = (await a.lookup("w"))!;
+      worker.disconnect({ kind: "error", error: new Error("ended before the link") });
+      const watcher = new Device();
+      watcher.link(line, "monitor");
+      const m = await watcher.receive();
+      expect((m as { fault: { error: Error } }).fault.error.message).toBe("ended before the link");
+    });
+
+    it("a remote clean exit is a clean ending", async () => {
+      const [a, b] = await pair();
+      const worker = new Device();
+      await b.export(worker, { name: "w" });
+      const line = (await a.lookup("w"))!;
+      const watcher = new Device();
+      watcher.link(line, "monitor");
+      worker.disconnect();
+      expect(await watcher.receive()).toEqual({ kind: "disconnected", from: line.id });
+    });
+
+    it("notify towards a remote device: it hears the local device's fault, and its managed work cascades", async () => {
+      const [a, b] = await pair();
+      const remote = new Device();
+      await b.export(remote, { name: "r" });
+      const ran = remote.manage((signal) => new Promise((resolve) => signal.addEventListener("abort", resolve)));
+      const line = (await a.lookup("r"))!;
+      const local = new Device();
+      local.link(line, "notify");
+      await settle(a);
+      local.disconnect({ kind: "error", error: new Error("local failure") });
+      await expect(ran).rejects.toMatchObject({ kind: "cascade" });
+      expect(remote.fault).toMatchObject({ kind: "cascade" });
+    });
+
+    it("a notify link made and ended in the same tick still reaches the remote device", async () => {
+      const [a, b] = await pair();
+      const remote = new Device();
+      await b.export(remote, { name: "r" });
+      const line = (await a.lookup("r"))!;
+      const local = new Device();
+      local.link(line, "notify");
+      local.disconnect({ kind: "error", error: new Error("at once") });
+      const m = await remote.receive();
+      expect(m).toMatchObject({ kind: "disconnected", fault: { kind: "error" } });
+    });
+
+    it("unlink removes a remote notify link: the remote device hears nothing", async () => {
+      const [a, b] = await pair();
+      const remote = new Device();
+      await b.export(remote, { name: "r" });
+      const line = (await a.lookup("r"))!;
+      const local = new Device();
+      local.link(line, "notify");
+      await settle(a);
+      local.unlink(line, "notify");
+      await settle(a);
+      local.disconnect({ kind: "error", error: new Error("unheard") });
+      // A second, later link proves the channel has delivered everything sent before it.
+      const probe = new Device();
+      probe.link(line, "notify");
+      probe.disconnect({ kind: "error", error: new Error("probe") });
+      const m = await remote.receive();
+      expect((m as { fault: { error: Error } }).fault.error.message).toBe("probe");
+    });
+
+    it("a remote shutdown request reaches the device's mailbox", async () => {
+      const [a, b] = await pair();
+      const remote = new Device();
+      await b.export(remote, { name: "r" });
+      const ran = remote.manage((signal) => new Promise((resolve) => signal.addEventListener("abort", resolve)));
+      const line = (await a.lookup("r"))!;
+      const me = new Device();
+      expect(line.shutdown(me.id)).toBe(true);
+      await expect(ran).rejects.toMatchObject({ kind: "shutdown" });
+    });
+
+    it("peer link across nodes: a node leaving fires noconnection on both sides", async () => {
+      const [a, b] = await pair();
+      const remote = new Device();
+      await b.export(remote, { name: "r" });
+      const line = (await a.lookup("r"))!;
+      const local = new Device();
+      local.link(line, "peer");
+      await settle(a);
+      const heard = local.receive();
+      await b.close();
+      expect(await heard).toEqual({ kind: "disconnected", from: line.id, fault: { kind: "noconnection", node: "b" } });
+      expect(local.tryReceive()).toBeUndefined();
+    });
+  });
+
+  describe("calls", () => {
+    it("call a remote server by name; a thrown error comes back as server-down with its message", async () => {
+      const [a, b] = await pair();
+      await b.serve(new Device(), (n: number) => {
+        if (n < 0) throw new RangeError("negative");
+        return n * 2;
+      }, { name: "doubler" });
+      expect(await a.call("doubler", 21)).toBe(42);
+      const err = (await a.call("doubler", -1).catch((e: unknown) => e)) as ClusterError;
+      expect(err.code).toBe("server-down");
+      expect(err.fault).toMatchObject({ kind: "error" });
+      expect(((err.fault as { error: Error }).error).message).toBe("negative");
+    });
+
+    it("a call to a name nobody holds fails with no-responders (not at its timeout)", async () => {
+      const a = await join("caller");
+      await expect(a.call("nobody-here", 1, { timeout: 60_000 })).rejects.toMatchObject({ code: "no-responders" });
+    });
+
+    it("a call in flight whose callee node leaves fails with noconnection", async () => {
+      const [a, b] = await pair();
+      await b.serve(new Device(), () => new Promise(() => {}), { name: "stuck" });
+      await a.lookup("stuck"); // learn who holds it
+      const failed = expect(a.call("stuck", 1)).rejects.toMatchObject({ code: "noconnection", fault: { kind: "noconnection", node: "b" } });
+      await b.close();
+      await failed;
+    });
+
+    it("a call that times out rejects with timeout; its late reply is dropped", async () => {
+      const [a, b] = await pair();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      await b.serve(new Device(), async (x: number) => {
+        await gate;
+        return x;
+      }, { name: "slow" });
+      await expect(a.call("slow", 1, { timeout: 20 })).rejects.toMatchObject({ code: "timeout" });
+      release();
+      expect(await a.call("slow", 2)).toBe(2);
+    });
+
+    it("casts arrive; a cast to nobody is counted as undelivered", async () => {
+      const [a, b] = await pair();
+      const got: number[] = [];
+      await b.serve(new Device(), (n: number) => void got.push(n), { name: "sink" });
+      for (let i = 0; i < 10; i++) a.cast("sink", i);
+      expect(await a.call("sink", 10)).toBeUndefined();
+      expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      a.cast("nobody", 1);
+      await waitFor(async () => a.stats().castsUndelivered === 1);
+    });
+
+    it("a request that cannot be serialised is not-cloneable", async () => {
+      const a = await join("n");
+      await expect(a.call("x", () => 1)).rejects.toMatchObject({ code: "not-cloneable" });
+    });
+  });
+
+  describe("remote children", () => {
+    it("a remote child that fails is restarted by its supervisor; its error is the failure", async () => {
+      const [a, b] = await pair();
+      let starts = 0;
+      b.spawner("flaky", async (args) => {
+        starts++;
+        if (starts === 1) throw new Error(`first run fails (${String(args)})`);
+        await new Promise(() => {});
+      });
+      const sup = new Supervisor({ children: [remoteChild({ id: "r", on: "b", node: a, spawn: "flaky", args: "x" })], intensity: 3, period: 10_000 });
+      const exited = new Promise<unknown>((resolve) => sup.on("child-exited", resolve));
+      await sup.start();
+      const e = (await exited) as { fault?: { kind: string; error?: Error } };
+      expect(e.fault?.error?.message).toBe("first run fails (x)");
+      await waitFor(async () => starts === 2);
+      await sup.stop();
+    });
+
+    it("stopping the supervisor stops the remote child", async () => {
+      const [a, b] = await pair();
+      let stopped!: () => void;
+      const wasStopped = new Promise<void>((r) => (stopped = r));
+      b.spawner("sleeper", (_args, signal) => new Promise<void>((resolve) => signal.addEventListener("abort", () => {
+        stopped();
+        resolve();
+      })));
+      const sup = new Supervisor({ children: [remoteChild({ id: "s", on: "b", node: a, spawn: "sleeper" })] });
+      await sup.start();
+      await sup.stop();
+      await wasStopped;
+    });
+  });
+
+  /** The node's link changes so far are acknowledged by their peers. */
+  function settle(n: ClusterNode): Promise<void> {
+    return n.flush();
+  }
+});
+
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  for (;;) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
