@@ -901,6 +901,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(name, server, m) });
     this.#exports.set(name, entry);
     this.#names.set(name, { key, dev: board.id, revision });
+    // serve() resolves once the server has the subscription: a call made right after it is not a no-responders.
+    if (entry.sub !== undefined) await this.#nc.flush().catch(() => {});
     return new RemoteLine(this, { board, nodeName: this.#name, incarnation: this.#inc, remoteId: board.id }, name);
   }
 
