@@ -17,6 +17,7 @@ export type { Backoff } from "./supervisor/restart.js";
 export { type AutoShutdown, Supervisor, type SupervisorOptions } from "./supervisor/supervisor.js";
 export { type DynamicChildSpec, DynamicSupervisor, type DynamicSupervisorOptions } from "./supervisor/dynamic.js";
 export { type StreamOptions, type StreamResult, Task, type TaskOptions, TaskSupervisor, type TaskSupervisorOptions } from "./supervisor/task.js";
+export { attachCrashReports, type CrashLogger, type CrashReport, type CrashReportLevel, type CrashReportOptions, formatCrashReport, type ReportingSource } from "./supervisor/crash-report.js";
 export { describeFault, dumpTree, snapshot, type TreeNode, treeToMermaid } from "./supervisor/dump.js";
 export { CallError, type CallErrorCode } from "./calls/call-error.js";
 export { type CallCallback, type CallTarget, Client, type ClientCallOptions, call, cast, type FreeCallOptions } from "./calls/client.js";

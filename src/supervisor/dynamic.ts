@@ -3,8 +3,9 @@
  */
 import type { ChildInfo, ChildSpec } from "./child-spec.js";
 import { SupervisorError } from "./errors.js";
+import type { CrashLogger } from "./crash-report.js";
 import type { Backoff } from "./restart.js";
-import { Supervisor } from "./supervisor.js";
+import { Supervisor, type SupervisorOptions } from "./supervisor.js";
 
 /** Options of a {@link DynamicSupervisor}. */
 export interface DynamicSupervisorOptions {
@@ -18,6 +19,8 @@ export interface DynamicSupervisorOptions {
   maxChildren?: number;
   /** Put before `startChild`'s own arguments in every child's `ctx.args`. */
   extraArguments?: readonly unknown[];
+  /** Crash reports, as {@link SupervisorOptions.logger}. */
+  logger?: CrashLogger;
 }
 
 /** A child spec for a dynamic supervisor: the id may be left out (one is made up). */
@@ -41,17 +44,19 @@ export class DynamicSupervisor extends Supervisor {
   #seq = 0;
 
   constructor(options: DynamicSupervisorOptions = {}) {
-    const { maxChildren = Number.POSITIVE_INFINITY, extraArguments = [], intensity, period, backoff, name } = options ?? {};
+    if (typeof options !== "object" || options === null) throw new SupervisorError("invalid-options", "options must be an object");
+    const { maxChildren = Number.POSITIVE_INFINITY, extraArguments = [], intensity, period, backoff, name, logger } = options;
     if (!(maxChildren === Number.POSITIVE_INFINITY || (Number.isInteger(maxChildren) && maxChildren >= 0))) {
       throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${String(maxChildren)}`);
     }
     if (!Array.isArray(extraArguments)) throw new SupervisorError("invalid-options", "extraArguments must be an array");
     super({
-        strategy: "one-for-one",
-        ...(intensity !== undefined && { intensity }),
-        ...(period !== undefined && { period }),
-        ...(backoff !== undefined && { backoff }),
-        ...(name !== undefined && { name }),
+      strategy: "one-for-one",
+      ...(intensity !== undefined && { intensity }),
+      ...(period !== undefined && { period }),
+      ...(backoff !== undefined && { backoff }),
+      ...(name !== undefined && { name }),
+      ...(logger !== undefined && { logger }),
     });
     this.#maxChildren = maxChildren;
     this.#extra = extraArguments;

@@ -21,6 +21,8 @@ import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
 import { GroupRestart, type RestartHost } from "./group-restart.js";
+import { attachCrashReports, type CrashLogger } from "./crash-report.js";
+import { TaskSupervisor } from "./task.js";
 import { type Backoff, planExit, planRetry, RestartWindow, restartGroup } from "./restart.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
@@ -54,6 +56,13 @@ export interface SupervisorOptions {
   name?: string;
   /** How many execution records of ended child runs `records()` keeps. Default 100. */
   records?: number;
+  /**
+   * Crash reports (OTP's SASL supervisor reports): every child that ends
+   * with a fault, every restart and giving up, written to a `console`-shaped
+   * object or a function. Nested supervisors (and task supervisors) started
+   * as its children report to it too, unless they have their own. Off by default.
+   */
+  logger?: CrashLogger;
 }
 
 /** The supervisor's own phase. */
@@ -106,11 +115,17 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   readonly #records: RingBuffer<ExecutionRecord>;
   /** The supervisor's side of its children's and restarts' events. */
   readonly #host: Host;
+  /** Where crash reports go (its own option, or inherited from its parent), and its path in them. */
+  #logger: CrashLogger | undefined;
+  #label: string;
 
   constructor(options: SupervisorOptions) {
     super();
     if (typeof options !== "object" || options === null) throw badOption("options must be an object");
-    const { strategy = "one-for-one", intensity = 3, period = 5000, autoShutdown = "never", backoff, children = [], name, records = 100 } = options;
+    const { strategy = "one-for-one", intensity = 3, period = 5000, autoShutdown = "never", backoff, children = [], name, records = 100, logger } = options;
+    if (logger !== undefined && typeof logger !== "function" && (typeof logger !== "object" || logger === null || typeof (logger as { error?: unknown }).error !== "function")) {
+      throw badOption("logger must be a function or a console-shaped object with an error method");
+    }
     if (!Number.isInteger(records) || records < 0) throw badOption(`records must be an integer ≥ 0, not ${String(records)}`);
     if (strategy !== "one-for-one" && strategy !== "one-for-all" && strategy !== "rest-for-one") throw badOption(`strategy must be one-for-one, one-for-all or rest-for-one, not ${String(strategy)}`);
     if (!Number.isInteger(intensity) || intensity < 0) throw badOption(`intensity must be an integer ≥ 0, not ${String(intensity)}`);
@@ -126,6 +141,9 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     this.#backoff = backoff;
     this.device = new Device({ name: name ?? "supervisor" });
     this.name = name ?? `supervisor-${this.device.id}`;
+    this.#label = this.name;
+    this.#logger = logger;
+    if (logger !== undefined) attachCrashReports(this, logger);
     this.#host = new Host(this);
     for (const spec of children) {
       const child = new Child(normalizeSpec(spec, autoShutdown), this.#host);
@@ -467,6 +485,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
 
   /** @internal */
   _childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
+    if (this.#logger !== undefined) this.#passLogger(run.state, child.id);
     if (this.wants("child-started")) this.emit("child-started", { id: child.id, device: run.device.id, restarts: child.restarts, at: Date.now() });
     if (owner !== undefined && this.wants("child-restarted")) {
       this.emit("child-restarted", { id: child.id, device: run.device.id, restarts: child.restarts, at: Date.now(), delay: owner.delay });
@@ -595,6 +614,18 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       this.#restartHolding(child)?.drop(child);
       this.#remove(child);
     }
+  }
+
+  /** A nested supervisor reports to this one's logger, under its path, unless it has its own. */
+  #passLogger(state: unknown, id: string): void {
+    const logger = this.#logger!;
+    const label = `${this.#label}/${id}`;
+    if (state instanceof Supervisor) {
+      if (state.#logger !== undefined) return;
+      state.#logger = logger;
+      state.#label = label;
+      attachCrashReports(state, logger, { label });
+    } else if (state instanceof TaskSupervisor) attachCrashReports(state, logger, { label });
   }
 
   /** More restarts than the intensity allows: OTP's supervisor stops its children and ends with a fault. */

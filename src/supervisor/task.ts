@@ -305,8 +305,9 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
         if (window.length === 0) return;
         let index = 0;
         if (!ordered) index = await Promise.race([failed, ...window.map((w, i) => w.outcome.then(() => i))]);
-        const { outcome } = window.splice(index, 1)[0]!;
-        const result = await Promise.race([outcome, failed]);
+        // Taken out of the window only once settled: if the stream ends while waiting, finally still cancels it.
+        const result = await Promise.race([window[index]!.outcome, failed]);
+        window.splice(index, 1);
         if (result.status === "exit" && result.reason.kind === "timeout" && onTimeout === "throw") throw result.reason;
         yield result;
       }

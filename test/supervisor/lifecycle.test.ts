@@ -215,7 +215,7 @@ describe("DynamicSupervisor: an ignored child is not kept (Elixir)", () => {
 describe("a temporary child that ends is forgotten at once", () => {
   it("even while a group restart is stopping its siblings: restartChild of it is then not-found", async () => {
     // one-for-all: "slow" takes its grace to stop; meanwhile the temporary "temp" ends on its own.
-    let releaseSlow!: () => void;
+    let releaseSlow: (() => void) | undefined;
     let endTemp!: (e?: Error) => void;
     const a = worker("a");
     const sup = new Supervisor({
@@ -240,7 +240,7 @@ describe("a temporary child that ends is forgotten at once", () => {
     await tempGone;
     expect(sup.whichChildren().map((c) => c.id)).toEqual(["a", "slow"]);
     await expect(sup.restartChild("temp")).rejects.toMatchObject({ code: "not-found" });
-    releaseSlow();
+    releaseSlow!();
     await until(sup, () => statuses(sup).a === "running" && statuses(sup).slow === "running");
     await sup.stop();
   });
@@ -248,7 +248,7 @@ describe("a temporary child that ends is forgotten at once", () => {
 
 describe("asyncStream, ordered: a task fails to start", () => {
   it("the stream raises at once and shuts down the tasks it started, instead of waiting behind earlier results", async () => {
-    const tasks = new TaskSupervisor({ maxChildren: 2 });
+    const tasks = new TaskSupervisor({ maxChildren: 2, shutdown: "brutal" });
     const signals: AbortSignal[] = [];
     const stream = tasks.asyncStream(
       [1, 2, 3],
@@ -271,7 +271,7 @@ describe("asyncStream, ordered: a task fails to start", () => {
   });
 
   it("aborting the stream's signal ends it with the signal's reason and cancels its tasks", async () => {
-    const tasks = new TaskSupervisor();
+    const tasks = new TaskSupervisor({ shutdown: "brutal" });
     const controller = new AbortController();
     const signals: AbortSignal[] = [];
     const consumed = (async () => {
@@ -398,5 +398,29 @@ describe("reaching a child you declared", () => {
       await s.start();
     }
     expect(sup.status).toBe("stopped");
+  });
+});
+
+describe("crash reports through the logger option", () => {
+  it("a faulted child and its restart are reported; a nested supervisor reports under its path; a throwing logger breaks nothing", async () => {
+    const lines: string[] = [];
+    const logger = { error: (t: string) => lines.push(`E ${t}`), info: (t: string) => lines.push(`I ${t}`) };
+    const inner = worker("inner");
+    const app = new Supervisor({ name: "app", logger, children: [Supervisor.child("pipeline", () => ({ children: [inner.spec] }))] });
+    await app.start();
+    const pipeline = app.stateOf<Supervisor>("pipeline")!;
+    const restarted = next(pipeline, "child-restarted");
+    inner.current.crash(new Error("disk full"));
+    await restarted;
+    const text = lines.join("\n");
+    expect(text).toContain("app/pipeline");
+    expect(text).toContain("disk full");
+    expect(lines.some((l) => l.startsWith("I "))).toBe(true);
+    await app.stop();
+
+    const broken = new Supervisor({ logger: () => { throw new Error("logger down"); }, children: [worker("w").spec] });
+    await broken.start();
+    await broken.stop();
+    expect(() => new Supervisor({ logger: 5 as never })).toThrow(expect.objectContaining({ code: "invalid-options" }));
   });
 });
