@@ -233,7 +233,7 @@ describe("TaskSupervisor: its own device", () => {
   });
 });
 
-describe("TaskSupervisor: regressions found in the independent review", () => {
+describe("TaskSupervisor: how it fails and what it refuses", () => {
   it("a faulted peer: done rejects with the cascade's Crash, not a made-up one", async () => {
     const tasks = new TaskSupervisor();
     const peer = new Device();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelay, decideExit, RestartWindow } from "../../src/supervisor/restart.js";
+import { backoffDelay, decideExit, planExit, planRetry, RestartWindow, restartGroup } from "../../src/supervisor/restart.js";
 import { Fault } from "../../src/index.js";
 
 describe("restart decisions (pure)", () => {
@@ -37,4 +37,65 @@ describe("restart decisions (pure)", () => {
     expect(backoffDelay({ ...b, jitter: 0.5 }, 0, 0.999)).toBeCloseTo(149.95);
     expect(backoffDelay({ ...b, jitter: 0.5 }, 0, 0)).toBe(100);
   });
+});
+
+describe("the exit plan (pure planExit)", () => {
+  const base = {
+    fault: Fault.error("x") as Fault | undefined,
+    restart: "permanent" as const,
+    significant: false,
+    uptime: 10,
+    backoffLevel: 0,
+    autoShutdown: "never" as const,
+    otherSignificantUp: false,
+    forgetStopped: false,
+    restartsInWindow: 0,
+    intensity: 3,
+    period: 5000,
+    backoff: undefined,
+    random: 0,
+  };
+
+  it("restart type × exit: restart, keep, or forget (a DynamicSupervisor forgets what it keeps)", () => {
+    expect(planExit(base)).toEqual({ kind: "restart", delay: 0, level: 0 });
+    expect(planExit({ ...base, restart: "transient", fault: undefined })).toEqual({ kind: "keep" });
+    expect(planExit({ ...base, restart: "transient", fault: undefined, forgetStopped: true })).toEqual({ kind: "forget" });
+    expect(planExit({ ...base, restart: "temporary" })).toEqual({ kind: "forget" });
+  });
+
+  it("intensity is counted before the restart: the one that would make intensity + 1 gives up", () => {
+    expect(planExit({ ...base, restartsInWindow: 2 })).toMatchObject({ kind: "restart" });
+    expect(planExit({ ...base, restartsInWindow: 3 })).toEqual({ kind: "give-up" });
+    expect(planExit({ ...base, intensity: 0 })).toEqual({ kind: "give-up" });
+  });
+
+  it("significant children: any-significant shuts down at once; all-significant only when no other is up", () => {
+    const sig = { ...base, restart: "transient" as const, fault: undefined, significant: true };
+    expect(planExit({ ...sig, autoShutdown: "any-significant" })).toEqual({ kind: "auto-shutdown", forget: false });
+    expect(planExit({ ...sig, autoShutdown: "all-significant", otherSignificantUp: true })).toEqual({ kind: "keep" });
+    expect(planExit({ ...sig, autoShutdown: "all-significant" })).toEqual({ kind: "auto-shutdown", forget: false });
+    expect(planExit({ ...sig, restart: "temporary", autoShutdown: "any-significant" })).toEqual({ kind: "auto-shutdown", forget: true });
+    expect(planExit({ ...sig, fault: Fault.error("x"), autoShutdown: "any-significant" })).toMatchObject({ kind: "restart" });
+  });
+
+  it("backoff: the level grows per consecutive restart; a run longer than reset (default: period) starts again at min", () => {
+    const backoff = { min: 100, max: 1000 };
+    expect(planExit({ ...base, backoff, backoffLevel: 0 })).toEqual({ kind: "restart", delay: 100, level: 1 });
+    expect(planExit({ ...base, backoff, backoffLevel: 3 })).toEqual({ kind: "restart", delay: 800, level: 4 });
+    expect(planExit({ ...base, backoff, backoffLevel: 3, uptime: 5000 })).toEqual({ kind: "restart", delay: 100, level: 1 });
+    expect(planExit({ ...base, backoff: { ...backoff, reset: 50 }, backoffLevel: 3, uptime: 60 })).toEqual({ kind: "restart", delay: 100, level: 1 });
+  });
+
+  it("a failed restart is retried (counted like any restart) or gives up", () => {
+    expect(planRetry(0, 3, undefined, 0, 0)).toEqual({ kind: "restart", delay: 0, level: 0 });
+    expect(planRetry(3, 3, undefined, 0, 0)).toEqual({ kind: "give-up" });
+    expect(planRetry(1, 3, { min: 10, max: 15 }, 1, 0)).toEqual({ kind: "restart", delay: 15, level: 2 });
+  });
+});
+
+describe("who restarts with a failed child (pure restartGroup)", () => {
+  const down = [false, true, false, false]; // child 1 is stopped (terminated): not brought back
+  it("one-for-one: only it", () => expect(restartGroup("one-for-one", down, 2)).toEqual([2]));
+  it("one-for-all: every child that is not stopped, and it", () => expect(restartGroup("one-for-all", down, 2)).toEqual([0, 2, 3]));
+  it("rest-for-one: it and those after it that are not stopped", () => expect(restartGroup("rest-for-one", down, 0)).toEqual([0, 2, 3]));
 });

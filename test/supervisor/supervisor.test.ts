@@ -625,7 +625,7 @@ describe("execution records", () => {
   });
 });
 
-describe("regressions found in review", () => {
+describe("overlapping restarts, plain-value runs, and the API during start()", () => {
   it("a run that returns a plain value (not a promise) is a clean exit, reported started then exited", async () => {
     const events: string[] = [];
     const sup = new Supervisor({ children: [{ id: "sync", restart: "transient", run: () => 42 }] });
@@ -731,7 +731,7 @@ describe("regressions found in review", () => {
   });
 });
 
-describe("regressions found in the independent review", () => {
+describe("stopping while something is starting or restarting", () => {
   it("an init that stops its own supervisor synchronously: start() and stop() both settle", async () => {
     let sup!: Supervisor;
     const a = worker("a");
