@@ -4,6 +4,7 @@
  * walked through the state their `init` returned.
  */
 import type { Device } from "../core/device.js";
+import { faultText } from "../core/describe.js";
 import type { Fault } from "../core/fault.js";
 import type { Strategy } from "./child-spec.js";
 import type { Child } from "./child.js";
@@ -81,7 +82,9 @@ function nodeOf(child: Child): TreeNode {
 }
 
 /**
- * A fault in a few words: `error: connection reset`, `cascade from #12`, `killed`.
+ * A fault in a few words: `error: connection reset`, `cascade from device #12`,
+ * `killed`. Never throws, whatever the fault carries (an error whose
+ * `toString` or `message` throws is shown by its type).
  *
  * @example
  * ```ts
@@ -89,17 +92,7 @@ function nodeOf(child: Child): TreeNode {
  * ```
  */
 export function describeFault(fault: Fault | undefined): string {
-  if (fault === undefined) return "clean";
-  switch (fault.kind) {
-    case "error": {
-      const e = fault.error;
-      return `error: ${e instanceof Error ? e.message : String(e)}`;
-    }
-    case "cascade":
-      return `cascade from #${fault.from}`;
-    default:
-      return fault.kind;
-  }
+  return faultText(fault);
 }
 
 /**

@@ -32,3 +32,24 @@ describe("tree dumps", () => {
     expect(dumpTree(app).split("\n")[0]).toBe("app (one-for-one) stopped");
   });
 });
+
+describe("tree dumps of hostile faults", () => {
+  it("a fault whose error's toString and message throw is dumped by its type, never throws", async () => {
+    const hostile = {
+      toString() {
+        throw new Error("no toString");
+      },
+    };
+    const evil = Object.create(Error.prototype, { message: { get: () => { throw new Error("no message"); } } }) as Error;
+    const app = new Supervisor({ name: "app", intensity: 10, children: [{ id: "w", restart: "transient", run: () => Promise.reject(hostile) }, { id: "v", restart: "transient", run: () => Promise.reject(evil) }] });
+    await app.start();
+    await new Promise<void>((resolve) => {
+      let n = 0;
+      app.on("child-exited", () => ++n === 2 && resolve());
+    });
+    const text = dumpTree(app);
+    expect(text).toContain("last: error: [object Object]");
+    expect(text).toMatch(/v .*last: error: \[object (Error|Object)\]/);
+    await app.stop();
+  });
+});
