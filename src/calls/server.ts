@@ -210,8 +210,15 @@ export abstract class Server<Req = unknown, Res = unknown> extends Emitter<Serve
     return this.stop();
   }
 
-  /** @internal Send a request; resolves with the reply. */
-  call(request: unknown, options?: CallOptions): Promise<Res> {
+  /**
+   * Send a request; resolves with the reply. The same as `new Client(server).call(request, options)`.
+   *
+   * @example
+   * ```ts
+   * const reply = await server.call(5, { timeout: 1_000, signal });
+   * ```
+   */
+  call(request: Req, options?: CallOptions): Promise<Res> {
     let timeout: number | undefined;
     let signal: AbortSignal | undefined;
     if (options !== undefined) {
@@ -238,8 +245,15 @@ export abstract class Server<Req = unknown, Res = unknown> extends Emitter<Serve
     return promise;
   }
 
-  /** @internal Send a request and do not wait for a reply. False if the server has ended. */
-  cast(request: unknown): boolean {
+  /**
+   * Send a request and do not wait for a reply. False if the server has ended.
+   *
+   * @example
+   * ```ts
+   * server.cast({ level: "info", text: "started" });
+   * ```
+   */
+  cast(request: Req): boolean {
     if (this.#closed || !this.device.isConnected) return false;
     this.#enqueue(new Pending(request, undefined, undefined));
     return true;
