@@ -290,6 +290,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   readonly #stats: NodeStats = { castsSent: 0, castsUndelivered: 0, castsLost: 0, controlRetries: 0 };
 
   #lastEcho = 0;
+  /** Fenced and not yet heard back from the cluster: fencing again would only burn incarnations. */
+  #isolated = false;
   #lastBeat = 0;
   #tick: AnyTimer = undefined;
   #subs: Subscription[] = [];
@@ -380,6 +382,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
             this.#names.set(e.key, { key: v.k, dev: v.d, revision: e.revision });
             // A name held by a node already known to be gone: the survivors delete it.
             if (this.#tombstones.has(v.k)) this.#deleteName(e.key, e.revision);
+            // A holder never heard yet is watched like any peer: silent for the bound, it is down and its names go.
+            else this.#peerOf(v.k);
           } catch {
             // not one of ours: ignore
           }
@@ -427,7 +431,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
    * pause acts on nothing before it has fenced. True if it fenced.
    */
   #checkFence(): boolean {
-    if (this.#status !== "up") return false;
+    if (this.#status !== "up" || this.#isolated) return false;
     if (performance.now() - this.#lastEcho <= this.#fenceAfter) return false;
     this.#fence();
     return true;
@@ -443,6 +447,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     }
     if (key === this.#key) {
       this.#lastEcho = performance.now();
+      this.#isolated = false;
       return;
     }
     if (this.#tombstones.has(key)) {
@@ -517,6 +522,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
    */
   #fence(): void {
     if (this.#status !== "up") return;
+    this.#isolated = true;
     const previous = { name: this.#name, incarnation: this.#inc };
     const oldKey = this.#key;
     this.#tombstones.add(oldKey);

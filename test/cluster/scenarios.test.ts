@@ -13,7 +13,7 @@ import { cleanup, NatsServer, NodeProcess, natsMissing, TcpProxy } from "./harne
 
 const why = natsMissing();
 
-describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scenarios", () => {
+describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scenarios", { timeout: 30_000 }, () => {
   let server: NatsServer;
   let cluster = 0;
   const locals: ClusterNode[] = [];
