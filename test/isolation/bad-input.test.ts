@@ -115,3 +115,26 @@ describe("bad input to isolation: a typed error naming the field, before anythin
     expect(child.status).toBe(0);
   }, 40_000);
 });
+
+describe("bad input to a running isolated server", () => {
+  it("deploy refuses a bad module or options with invalid-argument, and the server keeps serving", async () => {
+    await using server = serveIsolated<string, { echo: string }>({ module: echo });
+    await expect(server.call("a")).resolves.toMatchObject({ echo: "a" });
+    expect(await outcome(() => server.deploy(5 as never))).toBe("ExecutionError:invalid-argument");
+    expect(await outcome(() => server.deploy(echo, "x" as never))).toBe("ExecutionError:invalid-argument");
+    expect(await outcome(() => server.deploy(echo, { version: 2 as never }))).toBe("ExecutionError:invalid-argument");
+    expect(await outcome(() => server.deploy(echo, { export: "" }))).toBe("ExecutionError:invalid-argument");
+    expect(await outcome(() => server.call("b", { timeout: -1 }))).toBe("CallError:invalid-argument");
+    await expect(server.call("b")).resolves.toMatchObject({ echo: "b" });
+  });
+
+  it("await using stops an isolated server (and ends its worker) at the end of the scope", async () => {
+    let device: Device;
+    {
+      await using server = serveIsolated({ module: echo });
+      device = server.device;
+      await server.call("hi");
+    }
+    expect(device.isConnected).toBe(false);
+  });
+});
