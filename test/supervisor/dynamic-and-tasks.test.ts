@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Crash, Device, DynamicSupervisor, Fault, Supervisor, SupervisorError, TaskSupervisor } from "../../src/index.js";
-import { flush, next, statuses, worker } from "./helpers.js";
+import { next, statuses, worker } from "./helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -39,8 +39,9 @@ describe("DynamicSupervisor", () => {
     const restarted = next(dyn, "child-restarted");
     a.current.crash();
     expect((await restarted).id).toBe("a");
+    const tExited = next(dyn, "child-exited");
     t.current.finish();
-    await flush();
+    await tExited;
     expect(statuses(dyn)).toEqual({ a: "running" });
     await dyn.terminateChild("a");
     expect(dyn.whichChildren()).toEqual([]);
@@ -79,7 +80,7 @@ describe("TaskSupervisor", () => {
     tasks.async(async () => {
       throw new Error("ignored");
     });
-    await flush();
+    await next(tasks as never, "child-exited"); // it failed, and nobody awaited it
     await tasks.stop();
   });
 

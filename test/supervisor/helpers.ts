@@ -57,9 +57,30 @@ export function next<E extends keyof SupervisorEvents>(sup: Supervisor, event: E
   return new Promise((resolve) => sup.once(event, ((payload: SupervisorEvents[E][0]) => resolve(payload)) as never));
 }
 
-/** Let pending promise reactions run (several rounds: starts chain a few awaits). */
-export async function flush(rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds; i++) await Promise.resolve();
+/**
+ * Resolves when `predicate` holds, checked now and after each child event of
+ * the supervisor (no sleeping, no counting microtasks).
+ */
+export function until(sup: Supervisor, predicate: () => boolean): Promise<void> {
+  if (predicate()) return Promise.resolve();
+  const events = ["child-started", "child-exited", "child-restarted"] as const;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (!predicate()) return;
+      for (const e of events) sup.off(e, check);
+      resolve();
+    };
+    for (const e of events) sup.on(e, check);
+  });
+}
+
+/** A promise and the function that resolves it: an event a test can wait for. */
+export function signalled(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
 }
 
 export function statuses(sup: Supervisor): Record<string, string> {

@@ -14,24 +14,11 @@ import {
   Supervisor,
   TaskSupervisor,
 } from "../../src/index.js";
-import { next, statuses, worker } from "./helpers.js";
+import { next, statuses, until, worker } from "./helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();
 });
-
-/** Resolves when `predicate` holds, checked after each supervisor event (no sleeping, no microtask counting). */
-function until(sup: Supervisor, predicate: () => boolean): Promise<void> {
-  if (predicate()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (!predicate()) return;
-      for (const e of ["child-started", "child-exited", "child-restarted"] as const) sup.off(e, check);
-      resolve();
-    };
-    for (const e of ["child-started", "child-exited", "child-restarted"] as const) sup.on(e, check);
-  });
-}
 
 describe("one-for-all: a sibling fails to restart (OTP one_for_all_other_child_fails_restart)", () => {
   it("children started during the failed attempt are stopped in reverse order and the whole group starts again in order", async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ChildSpec, Crash, Device, Fault, IGNORE, StartError, Supervisor, SupervisorError } from "../../src/index.js";
-import { flush, next, statuses, worker } from "./helpers.js";
+import { next, signalled, statuses, until, worker } from "./helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -128,8 +128,7 @@ describe("restart types", () => {
     await restarted;
     const exited = next(sup, "child-exited");
     a.current.finish();
-    expect((await exited).fault).toBeUndefined();
-    await flush();
+    expect((await exited).fault).toBeUndefined(); // the decision is made as the exit is reported
     expect(a.runs).toHaveLength(2);
     expect(statuses(sup)).toEqual({ a: "stopped" });
     await sup.stop();
@@ -141,7 +140,6 @@ describe("restart types", () => {
     const exited = next(sup, "child-exited");
     a.current.ctx.device.line().shutdown(0);
     expect((await exited).fault).toBeUndefined();
-    await flush();
     expect(a.runs).toHaveLength(1);
     await sup.stop();
   });
@@ -152,7 +150,6 @@ describe("restart types", () => {
     const exited = next(sup, "child-exited");
     a.current.crash();
     await exited;
-    await flush();
     expect(sup.whichChildren()).toEqual([]);
     await sup.stop();
   });
@@ -217,7 +214,6 @@ describe("strategies", () => {
     const restarted = next(sup, "child-restarted");
     a.current.crash();
     await restarted;
-    await flush();
     expect(sup.whichChildren().map((x) => x.id)).toEqual(["a"]);
     await sup.stop();
   });
@@ -229,7 +225,6 @@ describe("strategies", () => {
     const restarted = next(sup, "child-restarted");
     a.current.crash();
     await restarted;
-    await flush();
     expect(statuses(sup)).toEqual({ a: "running", b: "stopped" });
     await sup.stop();
   });
@@ -328,8 +323,8 @@ describe("shutdown: grace, brutal, infinity", () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(await exited).toMatchObject({ id: "s", fault: Fault.killed, requested: true });
     await stopping;
-    stubborn.current.crash(new Error("too late"));
-    await flush();
+    stubborn.current.crash(new Error("too late")); // dropped: that run was abandoned
+    await vi.runAllTimersAsync();
     expect(vi.getTimerCount()).toBe(0);
   });
 
@@ -393,7 +388,6 @@ describe("child API (OTP's answers)", () => {
     await sup.terminateChild("a");
     expect(sup.whichChildren()[0]).toMatchObject({ status: "stopped" });
     expect(sup.whichChildren()[0]!.device).toBeUndefined();
-    await flush();
     expect(a.runs).toHaveLength(1); // not restarted: it was asked to stop
     const info = await sup.restartChild("a");
     expect(info.status).toBe("running");
@@ -501,8 +495,9 @@ describe("significant children and auto-shutdown", () => {
   it("all-significant: the supervisor shuts down when the last significant child has ended", async () => {
     const [s1, s2] = [worker("s1", { restart: "temporary", significant: true }), worker("s2", { restart: "temporary", significant: true })];
     const sup = await started({ autoShutdown: "all-significant", children: [s1.spec, s2.spec, worker("plain").spec] });
+    const s1Exited = next(sup, "child-exited");
     s1.current.crash();
-    await flush();
+    await s1Exited;
     expect(sup.status).toBe("running");
     const shutdown = next(sup, "shutdown");
     s2.current.finish();
@@ -513,7 +508,6 @@ describe("significant children and auto-shutdown", () => {
     const s = worker("s", { restart: "transient", significant: true });
     const sup = await started({ autoShutdown: "any-significant", children: [s.spec] });
     await sup.terminateChild("s");
-    await flush();
     expect(sup.status).toBe("running");
     await sup.stop();
   });
@@ -631,8 +625,9 @@ describe("overlapping restarts, plain-value runs, and the API during start()", (
     const sup = new Supervisor({ children: [{ id: "sync", restart: "transient", run: () => 42 }] });
     sup.on("child-started", () => events.push("started"));
     sup.on("child-exited", (e) => events.push(`exited ${e.fault === undefined ? "clean" : e.fault.kind}`));
+    const exited = next(sup, "child-exited");
     await sup.start();
-    await flush();
+    await exited;
     expect(events).toEqual(["started", "exited clean"]);
     expect(statuses(sup)).toEqual({ sync: "stopped" });
     await sup.stop();
@@ -647,11 +642,12 @@ describe("overlapping restarts, plain-value runs, and the API during start()", (
   it("rest-for-one: a crash while a later sibling's restart is still in init restarts the whole rest", async () => {
     let hang = false;
     let release: () => void = () => {};
+    const hanging = signalled();
     const a = worker("a");
     const c = worker("c");
     const b: ChildSpec = {
       id: "b",
-      init: () => (hang ? new Promise<void>((r) => (release = r)) : undefined),
+      init: () => (hang ? new Promise<void>((r) => ((release = r), hanging.fire())) : undefined),
       run: (ctx) => new Promise((resolve, reject) => {
         bRuns.push(reject);
         ctx.signal.addEventListener("abort", () => resolve(undefined));
@@ -660,13 +656,14 @@ describe("overlapping restarts, plain-value runs, and the API during start()", (
     const bRuns: ((e: Error) => void)[] = [];
     const sup = await started({ strategy: "rest-for-one", intensity: 10, children: [a.spec, b, c.spec] });
     hang = true;
-    bRuns.at(-1)!(new Error("b crashed")); // b's restart now hangs in init
-    await flush();
+    bRuns.at(-1)!(new Error("b crashed"));
+    await hanging.promise; // b's restart now hangs in init
+    const aExited = next(sup, "child-exited");
     a.current.crash(); // a's restart takes over b and c (b's start is cancelled, given its grace)
-    await flush(100);
+    await aExited;
     hang = false;
     release(); // b's cancelled init winds down; a's restart then starts a, b, c
-    await flush(200);
+    await until(sup, () => Object.values(statuses(sup)).every((x) => x === "running") && a.runs.length === 2);
     expect(statuses(sup)).toEqual({ a: "running", b: "running", c: "running" });
     await sup.stop();
   });
@@ -692,8 +689,7 @@ describe("overlapping restarts, plain-value runs, and the API during start()", (
     const deleted = worker("deleted");
     const held = worker("held");
     const sup = new Supervisor({ children: [first, deleted.spec, held.spec] });
-    const starting = sup.start();
-    await flush();
+    const starting = sup.start(); // "first"'s init has begun: it runs within start()'s first step
     sup.deleteChild("deleted");
     await sup.terminateChild("held");
     release();
@@ -744,17 +740,18 @@ describe("stopping while something is starting or restarting", () => {
 
   it("terminateChild of one member during a one-for-all restart: the rest of the group still comes back", async () => {
     let hang = false;
+    const hanging = signalled();
     const b = worker("b");
     const sup = await started({
       strategy: "one-for-all",
       intensity: 10,
-      children: [{ id: "a", shutdown: 20, init: () => (hang ? new Promise(() => {}) : undefined), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) }, b.spec],
+      children: [{ id: "a", shutdown: 20, init: () => (hang ? (hanging.fire(), new Promise(() => {})) : undefined), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) }, b.spec],
     });
     hang = true;
     b.current.crash();
-    await flush(50); // a's restart is now hanging in init
+    await hanging.promise; // a's restart is now hanging in init
     await sup.terminateChild("a");
-    await flush(50);
+    await until(sup, () => statuses(sup).b === "running");
     expect(statuses(sup)).toEqual({ a: "stopped", b: "running" });
     await sup.stop();
   });
