@@ -1254,6 +1254,9 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       while (this.#status !== "closed") await new Promise((r) => setImmediate(r));
       return;
     }
+    // Endings and link changes already queued go out first (a peer that is gone is declared down meanwhile: the tick still runs).
+    await this.flush();
+    if (this.#status !== "up") return this.close();
     this.#status = "closing";
     clearAnyTimeout(this.#tick);
     this.#tick = undefined;
