@@ -5,12 +5,14 @@
  * serving.
  */
 import { fileURLToPath } from "node:url";
+import { BroadcastChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import Tinypool from "tinypool";
 import { Client, call, Device, Executor, isolatedServer, Registry, Supervisor, serve, serveIsolated } from "../src/index.js";
 import { time } from "./harness.js";
 
 const trivial = fileURLToPath(new URL("./fixtures/trivial.mjs", import.meta.url));
+const announce = fileURLToPath(new URL("./fixtures/announce.mjs", import.meta.url));
 
 export async function callBenchmarks(): Promise<void> {
   const g = "a call round trip";
@@ -49,18 +51,44 @@ function median(samples: number[]): number {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Executor: a spinning call times out (its worker is terminated) → the next call is answered. Median ms of `rounds`. */
+/** Counts module loads announced by bench/fixtures/announce.mjs, and waits for the nth. */
+function loads() {
+  const channel = new BroadcastChannel("backplane-bench-loaded");
+  let count = 0;
+  let waiter: { n: number; resolve: () => void } | undefined;
+  channel.onmessage = () => {
+    count++;
+    if (waiter !== undefined && count >= waiter.n) {
+      waiter.resolve();
+      waiter = undefined;
+    }
+  };
+  return {
+    atLeast: (n: number) => (count >= n ? Promise.resolve() : new Promise<void>((resolve) => (waiter = { n, resolve }))),
+    close: () => channel.close(),
+  };
+}
+
+/**
+ * Executor: a spinning call is cancelled (its worker is terminated, the
+ * same path as a timeout) → the next call is answered. With standby, the
+ * kill comes once the reserve has loaded, as it would between failures that
+ * are not back to back. Median ms of `rounds`.
+ */
 async function executorKill(standby: boolean, rounds: number): Promise<number> {
   const samples: number[] = [];
-  const executor = new Executor<[boolean, number, number], number>({ module: trivial, export: "work", size: 1, standby });
+  const executor = new Executor<[boolean, number, number], number>({ module: announce, export: "work", size: 1, standby });
   await executor.execute([false, 1, 2]);
   for (let i = 0; i < rounds; i++) {
-    await pause(300); // the same for both rows: the reserve (with standby) loads meanwhile, as it would between real failures
-    const killed = executor.execute([true, 0, 0], { timeout: 300 }).then(
+    await pause(50);
+    const controller = new AbortController();
+    const killed = executor.execute([true, 0, 0], { signal: controller.signal }).then(
       () => Number.NaN,
       () => performance.now(),
     );
-    if (standby) await executor.warm();
+    if (standby) await executor.warm(); // the reserve has loaded
+    else await pause(10);
+    controller.abort();
     const killedAt = await killed;
     await executor.execute([false, 1, 2]);
     samples.push(performance.now() - killedAt);
@@ -69,15 +97,22 @@ async function executorKill(standby: boolean, rounds: number): Promise<number> {
   return median(samples);
 }
 
-/** Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call. Median ms of `rounds`. */
+/**
+ * Supervisor: terminate a spinning isolated server (brutal) → restart → the
+ * new worker answers a call. With standby, each round starts once the spare
+ * has loaded. Median ms of `rounds`.
+ */
 async function supervisedKill(standby: boolean, rounds: number): Promise<number> {
   const samples: number[] = [];
+  const loaded = loads();
   const registry = new Registry();
-  const sup = new Supervisor({ intensity: 1000, children: [isolatedServer({ id: "s", module: trivial, export: "handle", register: "s", registry, shutdown: "brutal", standby })] });
+  const sup = new Supervisor({ intensity: 1000, children: [isolatedServer({ id: "s", module: announce, export: "handle", register: "s", registry, shutdown: "brutal", standby })] });
   await sup.start();
   await call("s", "warm", { registry });
   for (let i = 0; i < rounds; i++) {
-    await pause(300); // the same for both rows: the standby's next spare loads meanwhile
+    // Cold: one load per incarnation. Standby: the first worker, then one spare per adoption.
+    if (standby) await loaded.atLeast(2 + i);
+    await pause(50);
     void call("s", "spin", { registry }).catch(() => {});
     await pause(5);
     const t = performance.now();
@@ -87,6 +122,7 @@ async function supervisedKill(standby: boolean, rounds: number): Promise<number>
     samples.push(performance.now() - t);
   }
   await sup.stop();
+  loaded.close();
   return median(samples);
 }
 
@@ -104,7 +140,7 @@ export async function killBenchmarks(): Promise<KillRow[]> {
   const supervisedWarm = await supervisedKill(true, rounds);
   process.stderr.write(`  kill → replacement · executor ${executorCold.toFixed(2)} → ${executorWarm.toFixed(2)} ms; supervised ${supervisedCold.toFixed(2)} → ${supervisedWarm.toFixed(2)} ms\n`);
   return [
-    { what: "Executor: a spinning call times out → its worker is terminated → a new worker answers the next call (cold)", ms: executorCold },
+    { what: "Executor: a spinning call is cancelled (as a timeout does) → its worker is terminated → a new worker answers the next call (cold)", ms: executorCold },
     { what: "Executor with `standby: true`: the same, the reserve answers", ms: executorWarm },
     { what: "Supervisor: terminate a spinning isolated server (brutal) → restart → the new worker answers a call (cold)", ms: supervisedCold },
     { what: "Supervisor, isolated server with `standby: true`: the same, the restart adopts the pre-started worker", ms: supervisedWarm },

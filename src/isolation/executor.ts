@@ -234,9 +234,15 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     for (const w of this.#workers) if (w.version === this.#version && w.ready && w.call === undefined) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#warmWaiters.push({ resolve, reject });
+      // Start one unless one is starting, or the pool is full (then the first worker to finish its call resolves it).
       let starting = false;
-      for (const w of this.#workers) if (w.version === this.#version && !w.ready) starting = true;
-      if (!starting) this.#spawn();
+      let current = 0;
+      for (const w of this.#workers) {
+        if (w.version !== this.#version) continue;
+        current++;
+        if (!w.ready) starting = true;
+      }
+      if (!starting && current < this.#size + (this.#standby ? 1 : 0)) this.#spawn();
     });
   }
 

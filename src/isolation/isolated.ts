@@ -172,7 +172,9 @@ export function isolated(options: IsolatedOptions): ChildSpec {
         );
         if (adopted !== undefined) adopted.setRef(true); // a spare idles unref'd; a running child holds the process like any child
         killWhenDown(ctx.device, worker);
-        ctx.signal.addEventListener("abort", () => worker.send({ t: "stop" }), { once: true });
+        // A stop asked before this point (a cancelled start) still reaches the worker: it keeps it until `run`.
+        if (ctx.signal.aborted) worker.send({ t: "stop" });
+        else ctx.signal.addEventListener("abort", () => worker.send({ t: "stop" }), { once: true });
         if (worker.loaded) onLoaded();
       }),
     run: (_ctx, s) => {
