@@ -14,7 +14,7 @@
  * on a microtask, after the caller has attached its handler, so Node's
  * rejection tracking never runs.
  */
-import { type Crash, type CrashKind, makeCrash } from "./crash.js";
+import { bareCrash, type Crash, type CrashKind, withOwnStack } from "./crash.js";
 import type { DeviceId } from "./device-id.js";
 import { Fault } from "./fault.js";
 import { LinkError } from "./link-error.js";
@@ -218,7 +218,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     }
     if ((this.phase as Phase) === "ended") return; // a queued fault ended it: no grace, and no timer left behind
     this.graceTimer = setAnyTimeout(onGraceOver, grace, this as ManageRun<unknown>); // Infinity: none
-    this.controller?.abort(crash);
+    this.controller?.abort(withOwnStack(crash));
   }
 
   /** The work returned (or resolved) `value`. */
@@ -265,7 +265,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
     if (outcome !== "ok" || this.onSuccess === "disconnect") disconnect(this.board, fault);
     const controller = this.controller;
     // Work abandoned before it settled is told through its signal; work that settled on its own is not.
-    if (controller !== undefined && this.crash !== undefined && !controller.signal.aborted) controller.abort(this.crash);
+    if (controller !== undefined && this.crash !== undefined && !controller.signal.aborted) controller.abort(withOwnStack(this.crash));
     const resolve = this.resolve;
     if (resolve !== undefined) {
       if (outcome === "ok") resolve(this.result as T);
@@ -280,13 +280,18 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
 
   /** The Crash an unsuccessful run rejects with (made only when someone will receive it). */
   crashOf(): Crash {
-    return this.outcome === "error" ? this.crashWith("error", undefined, undefined, this.result) : this.crash!;
+    return withOwnStack(this.outcome === "error" ? this.crashWith("error", undefined, undefined, this.result) : this.crash!);
   }
 
-  /** A Crash of this run: it names the device, so an unhandled one says whose work failed. */
+  /**
+   * A Crash of this run: it names the device, so an unhandled one says whose
+   * work failed. Made bare; it gets its own `stack` only when a user can
+   * see it (the caller's promise, the work's signal): a supervised child
+   * whose signal nobody made pays nothing for it.
+   */
   crashWith(kind: CrashKind, from?: DeviceId, fault?: Fault, cause?: unknown): Crash {
     const b = this.board;
-    return makeCrash(kind, from, fault, cause, b.id, b.name);
+    return bareCrash(kind, from, fault, cause, b.id, b.name);
   }
 
   /**
@@ -335,7 +340,7 @@ class ManageRun<T> implements RunSink, SignalSource, Reaction {
       controller = new AbortController();
       this.controller = controller;
       const reason = this.crash;
-      if (reason !== undefined) controller.abort(reason);
+      if (reason !== undefined) controller.abort(withOwnStack(reason));
     }
     return controller.signal;
   }

@@ -489,6 +489,17 @@ describe("Crash", () => {
     expect(crash.stack).toBe("replaced");
   });
 
+  it("the crash a work's signal aborts with is printable the same way (its own stack)", async () => {
+    const d = new Device({ name: "job" });
+    let reason: unknown;
+    const run = d.manage((signal) => new Promise((resolve) => signal.addEventListener("abort", () => resolve((reason = signal.reason)))));
+    d.line().shutdown(9);
+    await crashOf(run);
+    expect(reason).toBeInstanceOf(Crash);
+    expect(Object.hasOwn(reason as object, "stack")).toBe(true);
+    expect((reason as Crash).stack).toBe(`Crash [shutdown]: device "job" (#${d.id}): shutdown requested by device #9`);
+  });
+
   it("a cause whose stack or message getter throws still gives a message and a stack", async () => {
     const hostile = new Error("x");
     Object.defineProperty(hostile, "stack", { get: () => { throw new Error("no"); } });
