@@ -13,7 +13,14 @@ export type CallTarget<Req = unknown, Res = unknown> = Server<Req, Res> | string
 /** Node-style callback of the callback form of {@link Client.call}. */
 export type CallCallback<Res> = (error: CallError | null, reply?: Res) => void;
 
-/** Options of a call by {@link Client.call} or {@link call}. */
+/**
+ * Options of a call by {@link Client.call} or {@link call}.
+ *
+ * @example
+ * ```ts
+ * await new Client("billing").call(charge, { timeout: 1_000, waitForName: 2_000, signal });
+ * ```
+ */
 export interface ClientCallOptions extends CallOptions {
   /**
    * When the target is a name that nobody holds right now (a server being
@@ -24,7 +31,14 @@ export interface ClientCallOptions extends CallOptions {
   waitForName?: number;
 }
 
-/** Options of the free {@link call}: a call's options and the registry names are looked up in. */
+/**
+ * Options of the free {@link call}: a call's options and the registry names are looked up in.
+ *
+ * @example
+ * ```ts
+ * await call("billing", charge, { registry: tenantRegistry, waitForName: 500 });
+ * ```
+ */
 export interface FreeCallOptions extends ClientCallOptions {
   registry?: Registry;
 }

@@ -8,7 +8,15 @@ import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyT
 import { CallError } from "./call-error.js";
 import { Server } from "./server.js";
 
-/** Anything that lives on a device: a `Supervisor`, a `DynamicSupervisor`, a `TaskSupervisor`, your own class. */
+/**
+ * Anything that lives on a device: a `Supervisor`, a `DynamicSupervisor`, a `TaskSupervisor`, your own class.
+ *
+ * @example
+ * ```ts
+ * class Cache implements HasDevice { readonly device = new Device({ name: "cache" }); }
+ * registry.register("cache", new Cache());
+ * ```
+ */
 export interface HasDevice {
   readonly device: Device;
 }
@@ -38,7 +46,14 @@ export type RegistryErrorCode = "already-registered" | "device-down" | "timeout"
 export class RegistryError extends BackplaneError<RegistryErrorCode> {}
 RegistryError.prototype.name = "RegistryError";
 
-/** Options of {@link Registry.whenRegistered}. */
+/**
+ * Options of {@link Registry.whenRegistered}.
+ *
+ * @example
+ * ```ts
+ * await registry.whenRegistered("db", { timeout: 2_000, signal });
+ * ```
+ */
 export interface WhenRegisteredOptions {
   /** ms to wait before rejecting with `timeout`. Default `Infinity`. */
   timeout?: number;

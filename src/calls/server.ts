@@ -11,7 +11,14 @@ import { type ExecutionRecord, recordId } from "../core/records.js";
 import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, MAX_TIMER_MS, setAnyTimeout } from "../core/timer.js";
 import { CallError } from "./call-error.js";
 
-/** Options of one call. */
+/**
+ * Options of one call.
+ *
+ * @example
+ * ```ts
+ * await server.call(request, { timeout: 1_000, signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
 export interface CallOptions {
   /** ms before the call rejects with `timeout` (the server goes on; its late reply is dropped). Default `Infinity`: no timeout. */
   timeout?: number;

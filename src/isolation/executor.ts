@@ -62,7 +62,14 @@ export interface ExecutorOptions extends WorkerSettings {
   standby?: boolean;
 }
 
-/** Options of one {@link Executor.execute}. */
+/**
+ * Options of one {@link Executor.execute}.
+ *
+ * @example
+ * ```ts
+ * await pool.execute([file], { timeout: 2_000, signal: request.signal });
+ * ```
+ */
 export interface ExecuteOptions {
   /** ms from the moment a worker takes the call before it fails with `timeout` and its worker is terminated. `Infinity` (the default): none. */
   timeout?: number;
@@ -74,7 +81,14 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
 }
 
-/** Options of {@link Executor.close}. */
+/**
+ * Options of {@link Executor.close}.
+ *
+ * @example
+ * ```ts
+ * await pool.close({ timeout: 5_000 });
+ * ```
+ */
 export interface CloseOptions {
   /**
    * ms to let the calls in flight finish; then their workers are terminated

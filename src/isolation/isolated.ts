@@ -20,6 +20,11 @@ import { endError, settingsProblem, WorkerHandle, type WorkerSettings } from "./
 /**
  * Keep a warm standby worker for a spec (`true`, or the ms it is kept once
  * no incarnation of the spec runs: `{ linger }`, default 1000).
+ *
+ * @example
+ * ```ts
+ * isolatedServer({ id: "resize", module: "./resize.mjs", register: "resize", standby: { linger: 10_000 } });
+ * ```
  */
 export type StandbyOption = boolean | { linger?: number };
 
@@ -408,7 +413,14 @@ export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> 
   };
 }
 
-/** Settings of {@link serveIsolated}: where the handler runs, and the server's name and version label. */
+/**
+ * Settings of {@link serveIsolated}: where the handler runs, and the server's name and version label.
+ *
+ * @example
+ * ```ts
+ * const settings: ServeIsolatedSettings = { module: "./hash.mjs", via: "process", name: "hasher", version: "1" };
+ * ```
+ */
 export interface ServeIsolatedSettings extends WorkerSettings {
   name?: string;
   version?: string;
