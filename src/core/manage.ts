@@ -110,7 +110,7 @@ export interface SignalSource {
 }
 
 /**
- * What a run does to its device when the work succeeds: `manage` disconnects
+ * @internal What a run does to its device when the work succeeds: `manage` disconnects
  * it cleanly (`"disconnect"`), `partManage` leaves it connected (`"stay"`).
  * A run that fails or ends early always disconnects it.
  */
