@@ -208,3 +208,38 @@ describe("Executor standby", () => {
     await expect(pool.warm()).resolves.toBeUndefined();
   });
 });
+
+describe.each(["thread", "process"] as const)("a kill that really kills (%s)", (via) => {
+  it("aborting a spinning call ends its worker; the next call runs on a new one", async () => {
+    const pid = executor<[], string>({ module: math, export: "pid", size: 1, via });
+    const spin = executor({ module: math, export: "spin", size: 1, via });
+    await spin.warm();
+    const controller = new AbortController();
+    const running = codeOf(spin.execute([], { signal: controller.signal }));
+    controller.abort();
+    expect(await running).toBe("aborted");
+    expect(spin.workers).toBe(0);
+    await expect(pid.execute([])).resolves.toMatch(/:1$/);
+  });
+
+  it("close({ timeout: 0 }) ends a spinning worker and resolves once it has exited", async () => {
+    const spin = executor({ module: math, export: "spin", size: 1, via });
+    await spin.warm();
+    const runaway = codeOf(spin.execute([]));
+    await spin.close({ timeout: 0 });
+    expect(await runaway).toBe("closed");
+    expect(spin.workers).toBe(0);
+  });
+
+  it("standby works the same way: after a kill, the call is answered by a worker loaded before the kill", async () => {
+    const pool = executor<[spin: boolean], number>({ module: math, export: "loadedOrSpin", size: 1, via, standby: true });
+    await pool.warm();
+    const controller = new AbortController();
+    const spinning = codeOf(pool.execute([true], { signal: controller.signal }));
+    await pool.warm(); // the reserve has loaded
+    controller.abort();
+    expect(await spinning).toBe("aborted");
+    const killedAt = Date.now();
+    expect(await pool.execute([false])).toBeLessThanOrEqual(killedAt); // a cold worker would load after the kill
+  });
+});
