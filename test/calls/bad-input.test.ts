@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { BackplaneError, CallError, Client, call, cast, Device, Registry, RegistryError, serve } from "../../src/index.js";
+import { BackplaneError, CallError, Client, call, cast, Device, Registry, serve, TaskSupervisor } from "../../src/index.js";
 
 /** What a bad input produced: the class and code of what was thrown or rejected, or "accepted". */
 async function outcome(attempt: () => unknown): Promise<string> {
@@ -121,5 +121,18 @@ describe("the registry holds anything with a device", () => {
     expect(registry.whereis("pool", Pool)).toBeUndefined();
     expect(registry.names()).toEqual([]);
     expect(() => registry.register("pool", pool)).toThrow(expect.objectContaining({ name: "RegistryError", code: "device-down" }));
+  });
+});
+
+describe("a TaskSupervisor reached by name", () => {
+  it("registered, found typed with whereis, used, and freed when it stops", async () => {
+    const registry = new Registry();
+    const jobs = new TaskSupervisor({ name: "jobs" });
+    registry.register("jobs", jobs);
+    const found = registry.whereis("jobs", TaskSupervisor);
+    expect(found).toBe(jobs);
+    await expect(Promise.resolve(found!.async(async () => 6 * 7))).resolves.toBe(42);
+    await jobs.stop();
+    expect(registry.whereis("jobs", TaskSupervisor)).toBeUndefined();
   });
 });
