@@ -163,6 +163,8 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
   readonly #workers = new Set<PoolWorker>();
   readonly #queue: Call[] = [];
   #closing: Promise<void> | undefined;
+  /** Every worker has exited after a close. */
+  #closed = false;
   /** Timers of bounded closes, cleared once every worker has ended. */
   readonly #closeTimers: AnyTimer[] = [];
   /** A spare to be started shortly (see {@link REFILL_DELAY_MS}). */
@@ -302,7 +304,8 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     const bad = durationProblem("timeout", timeout);
     if (bad !== undefined) return Promise.reject(new ExecutionError("invalid-argument", bad));
     if (this.#closing === undefined) this.#closing = this.#close();
-    if (timeout !== Number.POSITIVE_INFINITY) this.#closeTimers.push(setAnyTimeout(this.#killInFlight, timeout));
+    // Once every worker has exited there is nothing left to bound: no timer is armed after that.
+    if (timeout !== Number.POSITIVE_INFINITY && !this.#closed) this.#closeTimers.push(setAnyTimeout(this.#killInFlight, timeout));
     return this.#closing;
   }
 
@@ -326,6 +329,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     const workers = [...this.#workers];
     for (const w of workers) this.#retire(w);
     await Promise.all(workers.map((w) => w.handle.ended));
+    this.#closed = true;
     for (const timer of this.#closeTimers.splice(0)) clearAnyTimeout(timer);
   }
 

@@ -243,3 +243,13 @@ describe.each(["thread", "process"] as const)("a kill that really kills (%s)", (
     expect(await pool.execute([false])).toBeLessThanOrEqual(killedAt); // a cold worker would load after the kill
   });
 });
+
+describe("Executor close leaves no timer", () => {
+  it("a bounded close asked after the executor has closed arms nothing", async () => {
+    const add = executor({ module: math, export: "add", size: 1 });
+    await add.close();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    await add.close({ timeout: 60_000 });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
