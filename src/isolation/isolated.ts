@@ -214,11 +214,20 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
   /** Workers of earlier versions finishing their calls in flight. */
   readonly #retiring = new Set<WorkerHandle>();
   #seq = 0;
+  /** Settles when the first worker has loaded the module (or failed to). */
+  readonly #loaded: Promise<void>;
+  #markLoaded!: () => void;
+  #failLoad!: (error: unknown) => void;
 
   /** @internal Use {@link isolatedServer} or {@link serveIsolated}. */
   constructor(device: Device, source: ModuleSource, name: string, signal: AbortSignal | undefined) {
     super(device, signal === undefined ? { name } : { name, signal });
     this.#source = source;
+    this.#loaded = new Promise<void>((resolve, reject) => {
+      this.#markLoaded = resolve;
+      this.#failLoad = reject;
+    });
+    this.#loaded.catch(() => {}); // read by whenLoaded() only when someone asks
     const standby = source.standby;
     const adopted = standby?.take(source.settings);
     let worker: WorkerHandle;
@@ -227,7 +236,9 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
     } catch (error) {
       standby?.release();
       // No worker at all (a bad execArgv): the server ends at once with that error, nothing is left running.
-      device.disconnect({ kind: "error", error: new ExecutionError("spawn-failed", `server "${name}" could not start its worker: ${(error as Error).message}`, error) });
+      const failure = new ExecutionError("spawn-failed", `server "${name}" could not start its worker: ${(error as Error).message}`, error);
+      this.#failLoad(failure);
+      device.disconnect({ kind: "error", error: failure });
       this.#worker = undefined as unknown as WorkerHandle;
       return;
     }
@@ -235,16 +246,36 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
     if (adopted !== undefined) adopted.setRef(true);
     const settings = source.settings;
     // The next spare starts once this worker serves, so the two never compete for a core while it loads.
-    this.#worker = this.#own(worker, (m) => {
-      if (m.t === "ready") standby?.refill(settings);
-      this.#onMessage(m);
-    });
-    if (worker.loaded) standby?.refill(settings);
+    this.#worker = this.#own(
+      worker,
+      (m) => {
+        if (m.t === "ready") {
+          this.#markLoaded();
+          standby?.refill(settings);
+        } else if (m.t === "fatal") this.#failLoad(rebuildError(m.error));
+        this.#onMessage(m);
+      },
+      undefined,
+      (error) => this.#failLoad(error), // ended before it loaded
+    );
+    if (worker.loaded) {
+      this.#markLoaded();
+      standby?.refill(settings);
+    }
   }
 
   /** The version label new calls run on. */
   get version(): string | undefined {
     return this.#source.version;
+  }
+
+  /**
+   * @internal Resolves once the first worker has loaded the handler module; rejects with
+   * the loader's error (or how the worker ended) if it could not. Calls made
+   * before then are not lost: they wait in the worker for the module.
+   */
+  whenLoaded(): Promise<void> {
+    return this.#loaded;
   }
 
   /**
@@ -305,11 +336,14 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
   }
 
   /** Take `worker` as one of this server's, ended with the server's device; `onStartFailure` hears a worker that dies before it is ready. */
-  #own(worker: WorkerHandle, onMessage: (m: WorkerReply) => void, onStartFailure?: (error: Error) => void): WorkerHandle {
+  #own(worker: WorkerHandle, onMessage: (m: WorkerReply) => void, onStartFailure?: (error: Error) => void, onEndBeforeLoad?: (error: Error) => void): WorkerHandle {
     worker.listen(onMessage, (end) => {
-      const error = endError(end) ?? new Error("the server's worker exited");
+      const error = endError(end) ?? new Error("the server's worker exited before it loaded its module");
       if (!worker.loaded && onStartFailure !== undefined) onStartFailure(new ExecutionError("spawn-failed", `server "${this.name}": the new worker died while loading`, error));
-      else this.#onWorkerEnd(worker, error);
+      else {
+        if (!worker.loaded) onEndBeforeLoad?.(error);
+        this.#onWorkerEnd(worker, error);
+      }
     });
     killWhenDown(this.device, worker);
     return worker;
@@ -382,8 +416,10 @@ export interface IsolatedServerOptions extends WorkerSettings {
 
 /**
  * A child spec for a server whose handler (`module`'s export, called with
- * each request) runs in a worker. A call to it fails at once with
- * `server-down` if the worker dies mid-call; the supervisor then restarts it.
+ * each request) runs in a worker. Its `init` waits until the worker has
+ * loaded the module, so an unknown module or export is a failed start
+ * (`StartError`). A call to it fails at once with `server-down` if the
+ * worker dies mid-call; the supervisor then restarts it.
  *
  * @throws {SupervisorError} `invalid-spec` for bad options (no module, an unknown `via`, …), naming the field.
  * @example
@@ -392,7 +428,7 @@ export interface IsolatedServerOptions extends WorkerSettings {
  * const png = await call("resize", { url, width: 200 }, { timeout: 5_000, waitForName: 1_000 });
  * ```
  */
-export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> {
+export function isolatedServer(options: IsolatedServerOptions): ChildSpec<IsolatedServer> {
   const { id, fail } = checkSpec(options, "isolated server");
   const { id: _id, register, registry = defaultRegistry, restart, shutdown, significant, version, standby: standbyOption, ...settings } = options;
   if (register !== undefined && (typeof register !== "string" || register.length === 0)) fail(`register must be a non-empty string, not ${describeValue(register)}`);
@@ -405,8 +441,14 @@ export function isolatedServer(options: IsolatedServerOptions): ChildSpec<void> 
     ...(restart !== undefined && { restart }),
     ...(shutdown !== undefined && { shutdown }),
     ...(significant !== undefined && { significant }),
-    run(ctx) {
+    // As for `isolated`: the start waits for the module, so a module that cannot be loaded is a
+    // failed start (StartError with the loader's error), not a crash loop of restarts.
+    init: async (ctx: ChildContext) => {
       const server = new IsolatedServer(ctx.device, source, register ?? id, ctx.signal);
+      await server.whenLoaded();
+      return server;
+    },
+    run(_ctx, server) {
       if (register !== undefined) registry.register(register, server);
       return server.done;
     },

@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { BackplaneError, Device, Executor, isolated, isolatedServer, serveIsolated } from "../../src/index.js";
+import { BackplaneError, Device, Executor, isolated, isolatedServer, StartError, Supervisor, serveIsolated } from "../../src/index.js";
 
 const math = fileURLToPath(new URL("../fixtures/math.mjs", import.meta.url));
 const echo = fileURLToPath(new URL("../fixtures/echo-server.mjs", import.meta.url));
@@ -136,5 +136,24 @@ describe("bad input to a running isolated server", () => {
       await server.call("hi");
     }
     expect(device.isConnected).toBe(false);
+  });
+});
+
+describe("an isolated server whose module cannot be loaded", () => {
+  it("is a failed start (StartError with the loader's error), not a crash loop of restarts", async () => {
+    let restarts = 0;
+    const sup = new Supervisor({ children: [isolatedServer({ id: "ghost", module: "./test/fixtures/no-such-handler.mjs" })] });
+    sup.on("child-restarted", () => restarts++);
+    const error = await sup.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartError);
+    expect((error as Error).cause).toMatchObject({ message: expect.stringMatching(/Cannot find module|not found/i) });
+    expect(restarts).toBe(0);
+  });
+
+  it("a worker that cannot even be created (bad execArgv) is a failed start with spawn-failed", async () => {
+    const sup = new Supervisor({ children: [isolatedServer({ id: "flags", module: echo, execArgv: ["--no-such-flag-at-all"] })] });
+    const error = await sup.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartError);
+    expect((error as Error).cause).toMatchObject({ name: "ExecutionError", code: "spawn-failed" });
   });
 });
