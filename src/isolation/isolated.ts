@@ -47,8 +47,8 @@ export interface IsolatedOptions extends WorkerSettings {
   /**
    * Keep one more worker started, its module loaded, so that a restart
    * adopts it instead of starting a thread (~60 ms → well under 5 ms). Off
-   * by default: it doubles the threads (and their memory, ~10 MB or more
-   * each) this child holds. The spare is unref'd and ends `linger` ms
+   * by default: it doubles the threads (and their memory, ~9 MB resident
+   * each plus your module's) this child holds. The spare is unref'd and ends `linger` ms
    * (default 1000) after the last incarnation ended without a new start.
    */
   standby?: StandbyOption;
