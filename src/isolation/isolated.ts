@@ -314,6 +314,7 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
           this.#source.settings = settings;
           this.#source.version = options.version;
           this.#retire(old);
+          this.#source.standby?.renew(settings); // the next restart adopts the deployed version, warm
           resolve();
         } else if (m.t === "fatal") {
           next.kill();

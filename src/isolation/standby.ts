@@ -63,6 +63,16 @@ export class Standby {
     this.#refill.unref();
   }
 
+  /** The settings changed (a deploy): a spare of the old ones is ended, and one of the new ones started. */
+  renew(settings: WorkerSettings): void {
+    const spare = this.#spare;
+    if (spare !== undefined && spare.settings !== settings) {
+      this.#spare = undefined;
+      spare.kill();
+    }
+    this.refill(settings);
+  }
+
   /** An incarnation that took from here has ended: with none left, the spare goes after `linger` ms. */
   release(): void {
     if (this.#live > 0) this.#live--;

@@ -75,7 +75,7 @@ describe("warm standby for supervised isolated children", () => {
     }
   });
 
-  it("a deploy makes the spare stale: the restart after it loads the deployed version, not the old spare", async () => {
+  it("a deploy replaces the spare: the restart after it serves the deployed version", async () => {
     const registry = new Registry();
     const heard = announcements();
     const sup = new Supervisor({ children: [isolatedServer({ id: "s", module: announce, register: "s", registry, standby: true })] });
