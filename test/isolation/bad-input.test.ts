@@ -150,6 +150,13 @@ describe("an isolated server whose module cannot be loaded", () => {
     expect(restarts).toBe(0);
   });
 
+  it("an isolated child whose worker cannot even be created (bad execArgv) is a failed start too", async () => {
+    const sup = new Supervisor({ children: [isolated({ id: "flags", module: math, execArgv: ["--no-such-flag-at-all"] })] });
+    const error = await sup.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StartError);
+    expect((error as Error).cause).toMatchObject({ code: "ERR_WORKER_INVALID_EXEC_ARGV" });
+  });
+
   it("a worker that cannot even be created (bad execArgv) is a failed start with spawn-failed", async () => {
     const sup = new Supervisor({ children: [isolatedServer({ id: "flags", module: echo, execArgv: ["--no-such-flag-at-all"] })] });
     const error = await sup.start().catch((e: unknown) => e);
