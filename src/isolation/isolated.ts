@@ -18,8 +18,9 @@ import { rebuildError } from "./worker-error.js";
 import { endError, settingsProblem, WorkerHandle, type WorkerSettings } from "./worker-handle.js";
 
 /**
- * Keep a warm standby worker for a spec (`true`, or the ms it is kept once
- * no incarnation of the spec runs: `{ linger }`, default 1000).
+ * Keep a warm standby worker for a spec: `true`, or `{ linger }` — the ms
+ * the spare waits for a restart after an incarnation ended by a fault
+ * (default 1000). After a requested stop it ends at the next timer turn.
  *
  * @example
  * ```ts
@@ -48,8 +49,10 @@ export interface IsolatedOptions extends WorkerSettings {
    * Keep one more worker started, its module loaded, so that a restart
    * adopts it instead of starting a thread (~60 ms → well under 5 ms). Off
    * by default: it doubles the threads (and their memory, ~9 MB resident
-   * each plus your module's) this child holds. The spare is unref'd and ends `linger` ms
-   * (default 1000) after the last incarnation ended without a new start.
+   * each plus your module's) this child holds. The spare is unref'd; it ends
+   * at the next timer turn after the child is stopped (a supervisor's stop,
+   * `terminateChild`), and `linger` ms (default 1000) after a fault or an
+   * end that no restart followed.
    */
   standby?: StandbyOption;
 }
@@ -140,11 +143,11 @@ export function isolated(options: IsolatedOptions): ChildSpec {
         try {
           worker = adopted ?? new WorkerHandle(settings);
         } catch (error) {
-          standby?.release();
+          standby?.release(false);
           reject(error); // the worker could not even be created (a bad execArgv): a failed start
           return;
         }
-        if (standby !== undefined) void worker.ended.then(() => standby.release());
+        if (standby !== undefined) void worker.ended.then(() => standby.release(ctx.signal.aborted));
         const state: IsolatedState = { worker, outcome: undefined, settle: undefined };
         let loaded = false;
         const finish = (outcome: NonNullable<IsolatedState["outcome"]>) => {
@@ -234,7 +237,7 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
     try {
       worker = adopted ?? new WorkerHandle(source.settings);
     } catch (error) {
-      standby?.release();
+      standby?.release(false);
       // No worker at all (a bad execArgv): the server ends at once with that error, nothing is left running.
       const failure = new ExecutionError("spawn-failed", `server "${name}" could not start its worker: ${(error as Error).message}`, error);
       this.#failLoad(failure);
@@ -242,7 +245,7 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
       this.#worker = undefined as unknown as WorkerHandle;
       return;
     }
-    if (standby !== undefined) void worker.ended.then(() => standby.release());
+    if (standby !== undefined) void worker.ended.then(() => standby.release(signal?.aborted === true));
     if (adopted !== undefined) adopted.setRef(true);
     const settings = source.settings;
     // The next spare starts once this worker serves, so the two never compete for a core while it loads.

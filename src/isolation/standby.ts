@@ -6,10 +6,13 @@
  * One `Standby` belongs to one child spec (`isolated`, `isolatedServer` with
  * `standby`): every incarnation of the spec takes its worker from it, and
  * after each adoption a new spare is started in the background. Lifetime:
- * the spare is always unref'd (it never keeps the process alive), and it is
- * ended `linger` ms after the last incarnation of the spec ended without a
- * new one taking its place — a restart normally comes well within that,
- * a supervisor that stopped or gave up does not — or at once by `close()`.
+ * the spare is always unref'd (it never keeps the process alive). When the
+ * last incarnation of the spec ends after a requested stop (a supervisor's
+ * stop, `terminateChild`), the spare ends at the next timer turn: a stop is
+ * normally final, and nothing of the spec should outlive it. When it ends
+ * by a fault or by itself, the spare waits `linger` ms for the restart
+ * that normally follows (a supervisor's backoff included, if `linger` is
+ * set above it). `close()` ends it at once.
  */
 import { type AnyTimer, clearAnyTimeout, setAnyTimeout } from "../core/timer.js";
 import { WorkerHandle, type WorkerSettings } from "./worker-handle.js";
@@ -73,11 +76,20 @@ export class Standby {
     this.refill(settings);
   }
 
-  /** An incarnation that took from here has ended: with none left, the spare goes after `linger` ms. */
-  release(): void {
+  /**
+   * An incarnation that took from here has ended (`stopped`: after a
+   * requested stop). With none left, the spare goes at the next timer turn
+   * after a stop, `linger` ms after anything else.
+   */
+  release(stopped: boolean): void {
     if (this.#live > 0) this.#live--;
-    if (this.#live > 0 || this.#lingerTimer !== undefined) return;
-    this.#lingerTimer = setAnyTimeout(this.#expire, this.#linger);
+    if (this.#live > 0) return;
+    if (this.#lingerTimer !== undefined) {
+      if (!stopped) return;
+      clearAnyTimeout(this.#lingerTimer); // a stop shortens a linger already running
+    }
+    // A zero delay, not an immediate end: a restart taken in this same turn (restartChild right after terminateChild) still finds the spare.
+    this.#lingerTimer = setAnyTimeout(this.#expire, stopped ? 0 : this.#linger);
     this.#lingerTimer?.unref(); // a lingering spare never keeps the process alive, nor does its timer
   }
 

@@ -58,19 +58,22 @@ describe("warm standby for supervised isolated children", () => {
     }
   });
 
-  it("isolated child: terminate + restart runs the new incarnation on the pre-started thread", async () => {
+  it("isolated child: after its worker dies, the restarted child runs on the pre-started thread", async () => {
     const heard = announcements();
-    const sup = new Supervisor({ children: [isolated({ id: "c", module: announce, export: "child", standby: true, shutdown: "brutal" })] });
+    const killer = new BroadcastChannel("backplane-test-announce");
+    const sup = new Supervisor({ children: [isolated({ id: "c", module: announce, export: "child", standby: true })] });
     try {
       await sup.start();
       const first = await heard.nth(1, "running");
       const spare = await heard.nth(2, "loaded");
       expect(spare).not.toBe(first);
-      await sup.terminateChild("c");
-      await sup.restartChild("c");
+      const exited = nextEvent(sup, "child-exited");
+      killer.postMessage({ event: "die", threadId: first });
+      expect((await exited).fault).toMatchObject({ kind: "error", error: { exitCode: 3 } });
       expect(await heard.nth(2, "running")).toBe(spare);
     } finally {
       await sup.stop();
+      killer.close();
       heard.close();
     }
   });
@@ -104,7 +107,7 @@ describe("the standby's lifetime", () => {
     standby.refill(settings);
     await vi.advanceTimersByTimeAsync(REFILL_DELAY_MS); // the spare starts a little after, off the adopter's path
     await standby.whenReady();
-    standby.release(); // the incarnation ended
+    standby.release(false); // the incarnation ended by a fault: a restart may follow
     await vi.advanceTimersByTimeAsync(99);
     expect(standby.ready).toBe(true);
     const adopted = standby.take(settings); // a restart within the linger
@@ -113,8 +116,23 @@ describe("the standby's lifetime", () => {
     standby.refill(settings);
     await vi.advanceTimersByTimeAsync(REFILL_DELAY_MS);
     await standby.whenReady();
-    standby.release();
+    standby.release(false);
     await vi.advanceTimersByTimeAsync(100); // no restart came
+    expect(standby.ready).toBe(false);
+  });
+
+  it("after a requested stop the spare ends at the next timer turn, even while a linger runs", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const standby = new Standby(60_000);
+    standby.take(settings);
+    standby.take(settings);
+    standby.refill(settings);
+    await vi.advanceTimersByTimeAsync(REFILL_DELAY_MS);
+    await standby.whenReady();
+    standby.release(false); // one incarnation crashed…
+    standby.release(true); // …the other was stopped, and it was the last
+    expect(standby.ready).toBe(true); // a restart in this same turn would still adopt it
+    await vi.advanceTimersByTimeAsync(0);
     expect(standby.ready).toBe(false);
   });
 
