@@ -114,7 +114,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   readonly #ended: Promise<void>;
   readonly #records: RingBuffer<ExecutionRecord>;
   /** The supervisor's side of its children's and restarts' events. */
-  readonly #host: Host;
+  readonly #host: ChildListener & RestartHost;
   /** Where crash reports go (its own option, or inherited from its parent), and its path in them. */
   #logger: CrashLogger | undefined;
   #label: string;
@@ -144,7 +144,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     this.#label = this.name;
     this.#logger = logger;
     if (logger !== undefined) attachCrashReports(this, logger);
-    this.#host = new Host(this);
+    this.#host = new Supervisor.#Host(this);
     for (const spec of children) {
       const child = new Child(normalizeSpec(spec, autoShutdown), this.#host);
       if (this.#byId.has(child.id)) throw new SupervisorError("invalid-spec", `two children have the id "${child.id}"`, { childId: child.id });
@@ -481,10 +481,47 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     };
   }
 
+  /**
+   * The supervisor's side of its children's and restarts' events, kept off
+   * the public class (so `Child` and `GroupRestart` never appear in its type).
+   */
+  static readonly #Host = class Host implements ChildListener, RestartHost {
+    readonly #sup: Supervisor;
+    constructor(sup: Supervisor) {
+      this.#sup = sup;
+    }
+    get strategy(): Strategy {
+      return this.#sup.strategy;
+    }
+    get deviceId(): number {
+      return this.#sup.device.id;
+    }
+    childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
+      this.#sup.#childStarted(child, run, owner);
+    }
+    startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
+      this.#sup.#startSettled(child, outcome, owner);
+    }
+    childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
+      this.#sup.#childExited(child, run, fault, stop);
+    }
+    forget(child: Child): void {
+      this.#sup.#forget(child);
+    }
+    ignored(child: Child): void {
+      this.#sup.#ignored(child);
+    }
+    retryDelay(child: Child): number | undefined {
+      return this.#sup.#retryDelay(child);
+    }
+    finished(plan: GroupRestart): void {
+      this.#sup.#restartFinished(plan);
+    }
+  };
+
   // ------------------------------------------------------------------ children's events (via Host)
 
-  /** @internal */
-  _childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
+  #childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
     if (this.#logger !== undefined) this.#passLogger(run.state, child.id);
     if (this.wants("child-started")) this.emit("child-started", { id: child.id, device: run.device.id, restarts: child.restarts, at: Date.now() });
     if (owner !== undefined && this.wants("child-restarted")) {
@@ -492,13 +529,12 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     }
   }
 
-  /** @internal */
-  _startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
+  #startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
     if (owner !== undefined && this.#restarts.has(owner)) owner.startSettled(child, outcome);
   }
 
-  /** @internal A child's run ended: report it, then — when nobody asked it to stop — decide what comes next. */
-  _childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
+  /** A child's run ended: report it, then — when nobody asked it to stop — decide what comes next. */
+  #childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
     const at = Date.now();
     const uptime = at - run.startedAt;
     const requested = stop !== undefined;
@@ -584,8 +620,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     plan.begin();
   }
 
-  /** @internal A start inside a restart failed: count it like any restart; the delay before the retry, or undefined once given up. */
-  _retryDelay(child: Child): number | undefined {
+  /** A start inside a restart failed: count it like any restart; the delay before the retry, or undefined once given up. */
+  #retryDelay(child: Child): number | undefined {
     if (this.#phase !== "running") return undefined;
     const now = Date.now();
     const plan = planRetry(this.#window.countAt(now), this.#window.intensity, this.#backoff, child.backoffLevel, this.#backoff?.jitter ? Math.random() : 0);
@@ -598,18 +634,17 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     return plan.delay;
   }
 
-  /** @internal */
-  _restartFinished(plan: GroupRestart): void {
+  #restartFinished(plan: GroupRestart): void {
     this.#restarts.delete(plan);
   }
 
-  /** @internal A member of a restart is not coming back. */
-  _forget(child: Child): void {
+  /** A member of a restart is not coming back. */
+  #forget(child: Child): void {
     this.#remove(child);
   }
 
-  /** @internal A restart's start was ignored. */
-  _ignored(child: Child): void {
+  /** A restart's start was ignored. */
+  #ignored(child: Child): void {
     if (this.#keepsNoIgnored(child)) {
       this.#restartHolding(child)?.drop(child);
       this.#remove(child);
@@ -738,44 +773,6 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       else kept.push(c);
     }
     this.#children = kept;
-  }
-}
-
-/**
- * The supervisor's side of its children's and restarts' events, kept off
- * the public class (so `Child` and `GroupRestart` never appear in its type).
- */
-class Host implements ChildListener, RestartHost {
-  readonly #sup: Supervisor;
-  constructor(sup: Supervisor) {
-    this.#sup = sup;
-  }
-  get strategy(): Strategy {
-    return this.#sup.strategy;
-  }
-  get deviceId(): number {
-    return this.#sup.device.id;
-  }
-  childStarted(child: Child, run: Incarnation, owner: GroupRestart | undefined): void {
-    this.#sup._childStarted(child, run, owner);
-  }
-  startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
-    this.#sup._startSettled(child, outcome, owner);
-  }
-  childExited(child: Child, run: Incarnation, fault: Fault | undefined, stop: StopRequest | undefined): void {
-    this.#sup._childExited(child, run, fault, stop);
-  }
-  forget(child: Child): void {
-    this.#sup._forget(child);
-  }
-  ignored(child: Child): void {
-    this.#sup._ignored(child);
-  }
-  retryDelay(child: Child): number | undefined {
-    return this.#sup._retryDelay(child);
-  }
-  finished(plan: GroupRestart): void {
-    this.#sup._restartFinished(plan);
   }
 }
 
