@@ -9,9 +9,10 @@
  *   diagnostics channel (no listeners on the supervisors), are coalesced
  *   into one patch per flush, and a flush is spaced so that its cost stays
  *   a small fraction of the time (a restart storm is one update per window);
- * - a client that cannot keep up is not buffered for: it is skipped until
- *   its socket drains, then sent one fresh snapshot; one that stays stuck
- *   past a heartbeat is dropped;
+ * - a client that cannot keep up is not buffered for: past 256 KiB unsent
+ *   it is skipped until its socket drains, then sent one fresh snapshot;
+ *   one still that far behind at two heartbeats in a row, or that would
+ *   pass `maxBuffered`, is dropped;
  * - a request handler can never throw into the app; `close()` ends every
  *   response and connection.
  *
@@ -103,11 +104,14 @@ export interface Observer extends AsyncDisposable {
 
 interface Client {
   res: ServerResponse;
-  /** Its socket refused the last write: skipped until it drains. */
-  behind: boolean;
-  /** Still behind at the previous heartbeat. */
+  /** Changes were skipped while its socket was full: it gets a fresh snapshot when it drains. */
+  missed: boolean;
+  /** Its socket was still full at the previous heartbeat. */
   stuck: boolean;
 }
+
+/** Above this many unsent bytes a client is "behind": changes are skipped for it (and summed up by a snapshot once it drains). */
+const BEHIND = 256 * 1024;
 
 const BODY_LIMIT = 4096;
 
@@ -217,6 +221,7 @@ class Hub {
   #flushTimer: AnyTimer;
   #heartbeatTimer: AnyTimer;
   #lastFlushCost = 0;
+  #lastFlushEnd = 0;
   #closed = false;
   #seq = 0;
 
@@ -367,7 +372,7 @@ class Hub {
 
   #connect(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", Connection: "keep-alive", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff" });
-    const client: Client = { res, behind: false, stuck: false };
+    const client: Client = { res, missed: false, stuck: false };
     const first = this.#clients.size === 0;
     if (first) this.#attach();
     else this.#flushNow(); // bring the others up to date, so the new one starts from the same picture
@@ -378,10 +383,10 @@ class Hub {
     req.on("close", gone);
     res.on("close", gone);
     res.on("drain", () => {
-      if (!client.behind || !this.#clients.has(client)) return;
+      if (!client.missed || !this.#clients.has(client)) return;
       // Bring the others (and the model's sent picture) up to date first, so later patches are relative to what this client gets.
       this.#flushNow();
-      client.behind = false;
+      client.missed = false;
       client.stuck = false;
       this.#write(client, this.#snapshotMessage());
     });
@@ -396,10 +401,15 @@ class Hub {
   }
 
   #write(client: Client, message: string): void {
-    if (client.behind) return; // it gets a fresh snapshot when it drains
     const res = client.res;
-    if (res.writableLength + message.length > this.#config.maxBuffered) return this.#drop(client, true);
-    if (!res.write(message)) client.behind = true;
+    const queued = res.writableLength;
+    if (queued > Math.min(BEHIND, this.#config.maxBuffered)) {
+      client.missed = true; // summed up by a snapshot when it drains
+      return;
+    }
+    // Never more than maxBuffered unsent (one message may exceed it on an empty socket: a big tree's first snapshot).
+    if (queued > 0 && queued + message.length > this.#config.maxBuffered) return this.#drop(client, true);
+    res.write(message);
   }
 
   #drop(client: Client, destroy = false): void {
@@ -428,7 +438,10 @@ class Hub {
     const { source, event, payload } = message as ChannelMessage;
     if (!this.#model.sources.has(source)) return;
     if (event === "record" && source instanceof TaskSupervisor) this.#model.noteTaskRecord(source, payload as ExecutionRecord);
-    if (this.#flushTimer === undefined) this.#flushTimer = setAnyTimeout(this.#flush, Math.max(this.#config.coalesce, 9 * this.#lastFlushCost));
+    if (this.#flushTimer !== undefined) return;
+    // The first change after a quiet spell goes out after `coalesce`; in a storm, flushes are spaced by 9× their cost (≤ ~10% of the process).
+    const spaced = this.#lastFlushEnd + 9 * this.#lastFlushCost - performance.now();
+    this.#flushTimer = setAnyTimeout(this.#flush, Math.max(this.#config.coalesce, spaced));
   };
 
   readonly #flush = (): void => {
@@ -449,17 +462,21 @@ class Hub {
       const message = `event: patch\nid: ${++this.#seq}\ndata: ${JSON.stringify({ at: Date.now(), roots: this.#model.rootPaths, changed: patch.changed, removed: patch.removed })}\n\n`;
       for (const client of this.#clients) this.#write(client, message);
     }
-    // Spacing the next flush by 9× this one's cost keeps the observer under ~10% of a busy process.
-    this.#lastFlushCost = performance.now() - t0;
+    this.#lastFlushEnd = performance.now();
+    this.#lastFlushCost = this.#lastFlushEnd - t0;
   }
 
   readonly #beat = (): void => {
     this.#heartbeatTimer = undefined;
     for (const client of [...this.#clients]) {
-      if (client.behind) {
+      if (client.res.writableLength > Math.min(BEHIND, this.#config.maxBuffered)) {
+        // Still full since the previous heartbeat: it is not reading. Drop it rather than hold its backlog.
         if (client.stuck) this.#drop(client, true);
         else client.stuck = true;
-      } else if (!client.res.write(": ping\n\n")) client.behind = true;
+      } else {
+        client.stuck = false;
+        client.res.write(": ping\n\n");
+      }
     }
     if (this.#clients.size === 0) return;
     this.#flushNow(); // time-dependent figures (intensity inside its window) move without events
