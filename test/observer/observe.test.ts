@@ -228,6 +228,21 @@ describe("observe: never harms the app", () => {
     socket.destroy();
   });
 
+  it("a first snapshot bigger than the socket's buffer is sent once, then patches (no resync loop)", async () => {
+    const workers = Array.from({ length: 300 }, (_, i) => worker(`worker-with-a-long-enough-name-${i}`));
+    const sup = await started(new Supervisor({ name: "wide", children: workers.map((w) => w.spec) }));
+    const view = await watch(sup);
+    const events = await sse(view.url);
+    const first = await events.next();
+    expect(first.event).toBe("snapshot");
+    expect(JSON.stringify(first.data).length).toBeGreaterThan(64 * 1024); // far above the 16 KiB high-water mark
+    const restarted = next(sup, "child-restarted");
+    workers[0]?.current.crash();
+    await restarted;
+    expect((await events.next()).event).toBe("patch");
+    events.close();
+  });
+
   it("a client that vanishes mid-stream is forgotten", async () => {
     const { sup, db } = app();
     await started(sup);
