@@ -45,22 +45,19 @@ export function faultText(fault: Fault | undefined): string {
 }
 
 /**
- * What was thrown, as one line: an Error's message (its name too when it is
- * not a plain `Error`), anything else through `String`. Never throws: a
- * value whose `toString` or `message` getter throws is shown by its type.
+ * What was thrown, as one line: an Error's message, anything else through
+ * `String`. Never throws: a value whose `toString` or `message` getter
+ * throws is shown by its type.
  *
  * @example
  * ```ts
- * errorText(new TypeError("bad")); // "TypeError: bad"
+ * errorText(new TypeError("bad")); // "bad"
  * errorText("disk full");          // "disk full"
  * ```
  */
 export function errorText(error: unknown): string {
   try {
-    if (error instanceof Error) {
-      const name = error.name;
-      return typeof name === "string" && name !== "Error" ? `${name}: ${error.message}` : String(error.message);
-    }
+    if (error instanceof Error) return String(error.message);
     return String(error);
   } catch {
     return Object.prototype.toString.call(error);

@@ -12,7 +12,7 @@ describe("naming devices and faults in messages", () => {
   it("a fault in a few words: the error's message, the cascade's source, else its kind", () => {
     expect(faultText(undefined)).toBe("clean");
     expect(faultText(Fault.error(new Error("connection reset")))).toBe("error: connection reset");
-    expect(faultText(Fault.error(new TypeError("bad")))).toBe("error: TypeError: bad");
+    expect(faultText(Fault.error(new TypeError("bad")))).toBe("error: bad");
     expect(faultText(Fault.error())).toBe("error");
     expect(faultText(Fault.cascade(12))).toBe("cascade from device #12");
     expect(faultText(Fault.timeout)).toBe("timeout");
