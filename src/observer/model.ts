@@ -6,6 +6,7 @@
  * patch of only the nodes that changed.
  */
 import type { ExecutionRecord } from "../core/records.js";
+import type { ChildInfo } from "../supervisor/child-spec.js";
 import { describeFault, snapshot, type TreeNode } from "../supervisor/dump.js";
 import { Supervisor } from "../supervisor/supervisor.js";
 import { TaskSupervisor } from "../supervisor/task.js";
@@ -58,6 +59,9 @@ export interface Patch {
   removed: string[];
 }
 
+/** What a node is made from: a child's info, or a root's own figures. */
+type Base = Pick<ChildInfo, "id" | "restarts" | "device" | "lastFault" | "lastFaultAt"> & { status: string; type?: ChildInfo["type"] };
+
 /** Per task supervisor (they keep no `records()`), the records seen on the events channel while a client is connected. */
 type RecordRing = RecordView[];
 
@@ -93,25 +97,80 @@ export class TreeModel {
     if (ring.length > this.#recordLimit) ring.splice(0, ring.length - this.#recordLimit);
   }
 
-  /** Walk the trees now. */
-  collect(): void {
+  /**
+   * Walk the trees now. `full` reads them through `snapshot()`, mailbox
+   * lengths included; otherwise through `whichChildren()`/`stateOf()` only
+   * (several times cheaper per node), with the mailbox lengths of the last
+   * full walk — they change without events, so the heartbeat re-reads them.
+   */
+  collect(full = true): void {
     const nodes = new Map<string, NodeView>();
     const objects = new Map<string, Observable>();
     const sources = new Set<object>();
     const used = new Map<string, number>();
     const rootPaths: string[] = [];
+    if (full) this.#mailboxes = new Map();
     for (const root of this.#roots) {
       let key = encodeURIComponent(root.name);
       const n = (used.get(key) ?? 0) + 1;
       used.set(key, n);
       if (n > 1) key = `${key}~${n}`;
       rootPaths.push(key);
-      this.#walk(snapshot(root), root, key, null, nodes, objects, sources);
+      if (full) this.#walk(snapshot(root), root, key, null, nodes, objects, sources);
+      else {
+        const status = root instanceof TaskSupervisor ? (root.device.isConnected ? "running" : "stopped") : root.status;
+        this.#fast({ id: root.name, status, restarts: 0, device: root.device.id }, root, key, null, nodes, objects, sources);
+      }
     }
     this.#nodes = nodes;
     this.#objects = objects;
     this.sources = sources;
     this.rootPaths = rootPaths;
+  }
+
+  /** Mailbox lengths by path, from the last full walk. */
+  #mailboxes = new Map<string, number>();
+
+  #fast(base: Base, obj: Observable | undefined, path: string, parent: string | null, nodes: Map<string, NodeView>, objects: Map<string, Observable>, sources: Set<object>): void {
+    const view: NodeView = { path, parent, id: base.id, kind: "worker", status: base.status, restarts: base.restarts, children: [] };
+    if (base.device !== undefined) view.device = base.device;
+    if (base.lastFault !== undefined) {
+      view.lastFault = describeFault(base.lastFault);
+      view.lastFaultKind = base.lastFault.kind;
+      if (base.lastFaultAt !== undefined) view.lastFaultAt = base.lastFaultAt;
+    }
+    if (obj instanceof Supervisor) {
+      view.kind = "supervisor";
+      view.strategy = obj.strategy;
+      view.intensity = obj.intensity;
+    } else if (obj instanceof TaskSupervisor) {
+      view.kind = "tasks";
+      view.tasks = obj.size;
+    } else if (base.type === "supervisor") view.kind = "supervisor";
+    // As snapshot() has it: supervisors and running children have a mailbox.
+    if (obj !== undefined || (base.status === "running" && base.device !== undefined)) view.mailbox = this.#mailboxes.get(path) ?? 0;
+    if (obj !== undefined) this.#owned(view, obj, path, objects, sources);
+    nodes.set(path, view);
+    if (!(obj instanceof Supervisor)) return;
+    for (const info of obj.whichChildren()) {
+      const childPath = `${path}/${encodeURIComponent(info.id)}`;
+      view.children.push(childPath);
+      const childObj = info.type === "supervisor" && info.status === "running" ? stateOf(obj, info.id) : undefined;
+      this.#fast(info, childObj, childPath, path, nodes, objects, sources);
+    }
+  }
+
+  /** A supervisor's own part of its node: where it is, and its records. */
+  #owned(view: NodeView, obj: Observable, path: string, objects: Map<string, Observable>, sources: Set<object>): void {
+    objects.set(path, obj);
+    sources.add(obj);
+    if (obj instanceof Supervisor) {
+      const records = obj.records();
+      view.records = (records.length > this.#recordLimit ? records.slice(records.length - this.#recordLimit) : records).map(viewOfRecord);
+    } else {
+      const ring = this.#taskRecords.get(obj);
+      if (ring !== undefined) view.records = ring.slice();
+    }
   }
 
   #walk(node: TreeNode, obj: Observable | undefined, path: string, parent: string | null, nodes: Map<string, NodeView>, objects: Map<string, Observable>, sources: Set<object>): void {
@@ -125,18 +184,11 @@ export class TreeModel {
     if (node.strategy !== undefined) view.strategy = node.strategy;
     if (node.intensity !== undefined) view.intensity = node.intensity;
     if (node.tasks !== undefined) view.tasks = node.tasks;
-    if (node.mailbox !== undefined) view.mailbox = node.mailbox;
-    if (obj !== undefined) {
-      objects.set(path, obj);
-      sources.add(obj);
-      if (obj instanceof Supervisor) {
-        const records = obj.records();
-        view.records = (records.length > this.#recordLimit ? records.slice(records.length - this.#recordLimit) : records).map(viewOfRecord);
-      } else {
-        const ring = this.#taskRecords.get(obj);
-        if (ring !== undefined) view.records = ring.slice();
-      }
+    if (node.mailbox !== undefined) {
+      view.mailbox = node.mailbox;
+      this.#mailboxes.set(path, node.mailbox);
     }
+    if (obj !== undefined) this.#owned(view, obj, path, objects, sources);
     nodes.set(path, view);
     for (const child of node.children) {
       const childPath = `${path}/${encodeURIComponent(child.id)}`;
@@ -146,9 +198,9 @@ export class TreeModel {
     }
   }
 
-  /** Walk the trees and say what changed since the last diff (or since the start). */
-  diff(): Patch {
-    this.collect();
+  /** Walk the trees (`full`: mailbox lengths too) and say what changed since the last diff (or since the start). */
+  diff(full = false): Patch {
+    this.collect(full);
     const changed: NodeView[] = [];
     const removed: string[] = [];
     const sent = new Map<string, string>();
@@ -173,6 +225,7 @@ export class TreeModel {
     this.#nodes = new Map();
     this.#objects = new Map();
     this.sources = new Set();
+    this.#mailboxes = new Map();
   }
 
   /** The supervisor a node path stands for, and the child id, from a fresh walk. */

@@ -449,12 +449,13 @@ class Hub {
     this.#flushNow();
   };
 
-  #flushNow(): void {
+  /** Send what changed to every client. `full` also re-reads mailbox lengths (they change without events). */
+  #flushNow(full = false): void {
     if (this.#clients.size === 0) return;
     const t0 = performance.now();
     let patch: Patch;
     try {
-      patch = this.#model.diff();
+      patch = this.#model.diff(full);
     } catch {
       return; // a tree mid-change that cannot be walked: the next event tries again
     }
@@ -479,7 +480,7 @@ class Hub {
       }
     }
     if (this.#clients.size === 0) return;
-    this.#flushNow(); // time-dependent figures (intensity inside its window) move without events
+    this.#flushNow(true); // figures that move without events: intensity inside its window, mailbox lengths
     this.#heartbeatTimer = setAnyTimeout(this.#beat, this.#config.heartbeat);
   };
 
