@@ -118,7 +118,8 @@ async function crashToShown(): Promise<string[]> {
     const i = (k * 7919) % CHILDREN;
     const t0 = performance.now();
     void t.crash(i);
-    await client.shown(`c${i}`, ++counts[i]);
+    counts[i] = (counts[i] as number) + 1;
+    await client.shown(`c${i}`, counts[i] as number);
     samples.push(performance.now() - t0);
   }
   samples.sort((a, b) => a - b);
@@ -141,35 +142,38 @@ async function crashToShown(): Promise<string[]> {
       await page.goto(view.url);
       await page.waitForSelector(`[data-child-id="c${CHILDREN - 1}"]`, { state: "attached" });
       // Stamp (wall clock, shared with this process) every data-restarts change as the page makes it.
+      // (These functions run in the page: DOM types are not part of this project's compilation, hence the loose typing.)
       await page.evaluate(() => {
+        const w = globalThis as any;
         const seen: Record<string, { restarts: string; at: number }> = {};
-        (window as unknown as { __seen: typeof seen }).__seen = seen;
-        new MutationObserver((records) => {
+        w.__seen = seen;
+        new w.MutationObserver((records: { target: { dataset: Record<string, string> } }[]) => {
           const at = Date.now();
-          for (const r of records) {
-            const el = r.target as HTMLElement;
-            seen[el.dataset.childId as string] = { restarts: el.dataset.restarts as string, at };
-          }
-        }).observe(document.getElementById("tree") as HTMLElement, { subtree: true, attributes: true, attributeFilter: ["data-restarts"] });
+          for (const r of records) seen[r.target.dataset.childId as string] = { restarts: r.target.dataset.restarts as string, at };
+        }).observe(w.document.getElementById("tree"), { subtree: true, attributes: true, attributeFilter: ["data-restarts"] });
       });
       const pageSamples: number[] = [];
       for (let k = 0; k < LATENCY_SAMPLES / 2; k++) {
         const i = (k * 104_729) % CHILDREN;
-        const want = String(++counts[i]);
+        counts[i] = (counts[i] as number) + 1;
+        const want = String(counts[i]);
         const t0 = Date.now();
         void t.crash(i);
         const at = await page.waitForFunction(
           ([id, r]) => {
-            const s = (window as unknown as { __seen: Record<string, { restarts: string; at: number }> }).__seen[id as string];
+            const s = (globalThis as any).__seen[id as string] as { restarts: string; at: number } | undefined;
             return s !== undefined && s.restarts === r ? s.at : false;
           },
           [`c${i}`, want],
           { polling: 5, timeout: 10_000 },
         ).catch(async (e: unknown) => {
-          const state = await page.evaluate((id) => ({ el: document.querySelector(`[data-child-id="${id}"]`)?.outerHTML.slice(0, 300), seen: Object.keys((window as any).__seen).length, conn: document.getElementById("conn")?.textContent }), `c${i}`);
+          const state = await page.evaluate((id) => {
+            const w = globalThis as any;
+            return { el: String(w.document.querySelector(`[data-child-id="${id}"]`)?.outerHTML).slice(0, 300), seen: Object.keys(w.__seen).length };
+          }, `c${i}`);
           throw new Error(`page never showed c${i} restarts ${want}: ${JSON.stringify(state)}`, { cause: e });
         });
-        pageSamples.push((await at.jsonValue()) - t0);
+        pageSamples.push(Number(await at.jsonValue()) - t0);
       }
       pageSamples.sort((a, b) => a - b);
       lines.push(`| crash → page element updated (headless Chromium, Date.now() resolution) | ${quantile(pageSamples, 0.5).toFixed(0)} ms | ${quantile(pageSamples, 0.95).toFixed(0)} ms | ${quantile(pageSamples, 0.99).toFixed(0)} ms | ${pageSamples.length} |`);

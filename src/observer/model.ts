@@ -11,10 +11,24 @@ import { describeFault, snapshot, type TreeNode } from "../supervisor/dump.js";
 import { Supervisor } from "../supervisor/supervisor.js";
 import { TaskSupervisor } from "../supervisor/task.js";
 
-/** What `observe()` can watch: any Supervisor, DynamicSupervisor or TaskSupervisor. */
+/**
+ * What `observe()` can watch: any Supervisor, DynamicSupervisor or TaskSupervisor.
+ *
+ * @example
+ * ```ts
+ * const roots: Observable[] = [app, app.stateOf<TaskSupervisor>("jobs")!];
+ * ```
+ */
 export type Observable = Supervisor | TaskSupervisor;
 
-/** One execution record as the page shows it. */
+/**
+ * One execution record as the page shows it.
+ *
+ * @example
+ * ```ts
+ * const r: RecordView = { name: "db", start: 1796184171155, duration: 412, outcome: "error", fault: "error: connection reset" };
+ * ```
+ */
 export interface RecordView {
   name: string;
   start: number;
@@ -53,7 +67,7 @@ export interface NodeView {
   records?: RecordView[];
 }
 
-/** A change between two pictures. */
+/** @internal A change between two pictures. */
 export interface Patch {
   changed: NodeView[];
   removed: string[];
@@ -65,6 +79,7 @@ type Base = Pick<ChildInfo, "id" | "restarts" | "device" | "lastFault" | "lastFa
 /** Per task supervisor (they keep no `records()`), the records seen on the events channel while a client is connected. */
 type RecordRing = RecordView[];
 
+/** @internal The observed trees as flat nodes, and what changed since they were last sent. */
 export class TreeModel {
   readonly #roots: readonly Observable[];
   readonly #recordLimit: number;

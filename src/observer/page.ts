@@ -338,7 +338,7 @@ function sha256(text: string): string {
 
 let built: { html: string; scriptHash: string; styleHash: string } | undefined;
 
-/** The page, and the hashes of its inline script and style for the Content-Security-Policy. Built once. */
+/** @internal The page, and the hashes of its inline script and style for the Content-Security-Policy. Built once. */
 export function pageHtml(): { html: string; scriptHash: string; styleHash: string } {
   built ??= {
     html: `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>backplane observer</title><style>${STYLE}</style></head>\n<body>${BODY}<script>${SCRIPT}</script></body></html>\n`,

@@ -36,7 +36,14 @@ import { TaskSupervisor } from "../supervisor/task.js";
 import { type Observable, type Patch, TreeModel } from "./model.js";
 import { pageHtml } from "./page.js";
 
-/** Why `observe()` refused. */
+/**
+ * Why `observe()` refused.
+ *
+ * @example
+ * ```ts
+ * const code: ObserverErrorCode = "token-required";
+ * ```
+ */
 export type ObserverErrorCode = "invalid-argument" | "token-required" | "listen-failed";
 
 /**

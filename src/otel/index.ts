@@ -25,13 +25,34 @@ import { TaskSupervisor } from "../supervisor/task.js";
 import { Executor } from "../isolation/executor.js";
 import { Server } from "../calls/server.js";
 
-/** The instrumentation scope name tracers and meters are created under. */
+/**
+ * The instrumentation scope name tracers and meters are created under.
+ *
+ * @example
+ * ```ts
+ * const spans = exporter.getFinishedSpans().filter((s) => s.instrumentationScope.name === INSTRUMENTATION_NAME);
+ * ```
+ */
 export const INSTRUMENTATION_NAME = "backplane";
 
-/** What a record stands for, and the span's operation name. */
+/**
+ * What a record stands for, and the span's operation name.
+ *
+ * @example
+ * ```ts
+ * const op = span.attributes["backplane.operation"] as Operation; // "run" | "execute" | "call" | "manage"
+ * ```
+ */
 export type Operation = "run" | "execute" | "call" | "manage";
 
-/** Anything that emits `record` events (an Executor, a Server, a supervisor) and lets the listener go again. */
+/**
+ * Anything that emits `record` events (an Executor, a Server, a supervisor) and lets the listener go again.
+ *
+ * @example
+ * ```ts
+ * const sources: RecordSource[] = [executor, server];
+ * ```
+ */
 export interface RecordSource {
   on(event: "record", listener: (record: ExecutionRecord) => void): unknown;
   off(event: "record", listener: (record: ExecutionRecord) => void): unknown;

@@ -32,7 +32,14 @@ export type CrashLogger =
   | { error(text: string): unknown; warn?(text: string): unknown; info?(text: string): unknown }
   | ((text: string, report: CrashReport) => unknown);
 
-/** How severe a report is; decides which method of a console-shaped logger receives it. */
+/**
+ * How severe a report is; decides which method of a console-shaped logger receives it.
+ *
+ * @example
+ * ```ts
+ * attachCrashReports(sup, (text, r) => log[r.level === "info" ? "info" : "error"](text));
+ * ```
+ */
 export type CrashReportLevel = "error" | "warn" | "info";
 
 /**
@@ -86,7 +93,14 @@ export type CrashReport =
       at: number;
     };
 
-/** Options of {@link attachCrashReports}. */
+/**
+ * Options of {@link attachCrashReports}.
+ *
+ * @example
+ * ```ts
+ * attachCrashReports(pool, console, { label: "app/pool", stackLines: 5 });
+ * ```
+ */
 export interface CrashReportOptions {
   /** How the supervisor is named in reports (e.g. its path `app/pipeline`). Default: its `name`. */
   label?: string;
@@ -94,7 +108,14 @@ export interface CrashReportOptions {
   stackLines?: number;
 }
 
-/** What {@link attachCrashReports} listens to: any Supervisor, DynamicSupervisor or TaskSupervisor. */
+/**
+ * What {@link attachCrashReports} listens to: any Supervisor, DynamicSupervisor or TaskSupervisor.
+ *
+ * @example
+ * ```ts
+ * const source: ReportingSource = app.stateOf<TaskSupervisor>("jobs")!;
+ * ```
+ */
 export interface ReportingSource {
   readonly name: string;
   on: EventEmitter<SupervisorEvents>["on"];
