@@ -285,8 +285,10 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   readonly #pending = new Map<number, PendingCall>();
   #token = 0;
-  readonly #castSeq = new Map<string, number>();
-  readonly #castSeen = new Map<string, number>();
+  /** Per name cast to: its subject and this incarnation's sequence number. */
+  readonly #castTargets = new Map<string, { subject: string; seq: number }>();
+  #castPrefix = "";
+  readonly #prefixLength: number;
   readonly #stats: NodeStats = { castsSent: 0, castsUndelivered: 0, castsLost: 0, controlRetries: 0 };
 
   #lastEcho = 0;
@@ -311,6 +313,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     this.missedHeartbeats = missedHeartbeats;
     this.#downAfter = heartbeatMs * missedHeartbeats;
     this.#fenceAfter = this.#downAfter - heartbeatMs / 2;
+    this.#prefixLength = `bp.${cluster}.`.length;
     this.#inc = newIncarnation();
     this.#key = `${name}.${this.#inc}`;
     this.#agent = new Plugboard(`cluster:${name}`);
@@ -363,6 +366,9 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   #subscribeIncarnation(): void {
     for (const s of this.#incSubs) s.unsubscribe();
+    this.#castPrefix = `${this.#subject("c", this.#name, this.#inc)}.`;
+    // Sequence numbers are per incarnation: a receiver keys them by the caller's incarnation.
+    for (const t of this.#castTargets.values()) t.seq = 0;
     const nc = this.#nc;
     this.#incSubs = [
       nc.subscribe(this.#subject("ctl", this.#name, this.#inc), { callback: (_e, m) => this.#onControl(m) }),
@@ -904,7 +910,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     }
     this.#track(board);
     const entry = { board, revision, sub: undefined as Subscription | undefined, server };
-    if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(name, server, m) });
+    const seen = new Map<string, number>();
+    if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(seen, server, m) });
     this.#exports.set(name, entry);
     this.#names.set(name, { key, dev: board.id, revision });
     // serve() resolves once the server has the subscription: a call made right after it is not a no-responders.
@@ -979,15 +986,16 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     }
   }
 
-  #onRequest(name: string, server: Server, m: Msg): void {
+  #onRequest(seen: Map<string, number>, server: Server, m: Msg): void {
     if (this.#checkFence()) return;
     const reply = m.reply;
     if (reply === undefined) return;
-    // reply = bp.<cluster>.<r|c>.<caller name>.<caller incarnation>.<token>
-    const parts = reply.split(".");
-    if (parts.length !== 6) return;
-    const caller = `${parts[3]}.${parts[4]}`;
-    const isCast = parts[2] === "c";
+    // reply = bp.<cluster>.<r|c>.<caller name>.<caller incarnation>.<token>; our own cluster prefix is known.
+    const at = this.#prefixLength;
+    const last = reply.lastIndexOf(".");
+    if (last <= at + 2 || reply.charCodeAt(at + 1) !== 46 /* . */) return;
+    const isCast = reply.charCodeAt(at) === 99; /* c */
+    const caller = reply.slice(at + 2, last);
     if (this.#tombstones.has(caller)) {
       if (isCast) this.#stats.castsLost++;
       return; // an old incarnation's traffic is refused
@@ -1000,11 +1008,11 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       return;
     }
     if (isCast) {
-      const seq = Number(parts[5]);
-      const k = `${caller}|${name}`;
-      const last = this.#castSeen.get(k) ?? 0;
-      if (seq > last + 1) this.#stats.castsLost += seq - last - 1;
-      if (seq > last) this.#castSeen.set(k, seq);
+      // Casts carry a per-caller, per-name sequence number: a gap is a cast lost on the way.
+      const seq = Number(reply.slice(last + 1));
+      const before = seen.get(caller) ?? 0;
+      if (seq > before + 1) this.#stats.castsLost += seq - before - 1;
+      if (seq > before) seen.set(caller, seq);
       if (!server.cast(request)) this.#stats.castsLost++;
       return;
     }
@@ -1085,12 +1093,15 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
    */
   cast(target: string | RemoteLine, request: unknown): boolean {
     if (this.#status !== "up") return false;
-    const { name } = this.#target(target);
+    const name = target instanceof RemoteLine ? this.#target(target).name : target;
+    let to = this.#castTargets.get(name);
+    if (to === undefined) {
+      to = { subject: this.#subject("svc", this.#checkName(name)), seq: 0 };
+      this.#castTargets.set(name, to);
+    }
     const data = this.#encodeRequest(request);
-    let seq = this.#castSeq.get(name) ?? 0;
-    this.#castSeq.set(name, ++seq);
     this.#stats.castsSent++;
-    if (this.#publish(this.#subject("svc", name), data, this.#subject("c", this.#name, this.#inc, String(seq)))) return true;
+    if (this.#publish(to.subject, data, this.#castPrefix + ++to.seq)) return true;
     this.#stats.castsUndelivered++;
     return false;
   }
