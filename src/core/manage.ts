@@ -497,7 +497,7 @@ function call<T, A>(run: ManageRun<T>, work: (arg: A) => T | PromiseLike<T>, arg
  * signal costs ≈ 2.5 µs (most of a `manage()`), so the one case that is
  * skipped is the one that provably cannot read it: a function whose source
  * shows an empty parameter list and that is an arrow (no `arguments` of its
- * own) or never mentions `arguments`. Reading the source costs ≈ 60–100 ns
+ * own) or never mentions `arguments`. Reading the source costs ≈ 100–170 ns
  * per run of such work, against ≈ 2.5 µs for a signal.
  * Native and bound functions (whose source says `[native code]`) may pass
  * their arguments on: they get the signal.
