@@ -21,6 +21,8 @@ const ops: Record<string, (args: any) => unknown> = {
       await nc.flush();
       await node.serve(new Device(), (x: unknown) => x, { name: "echo" });
       await node.serve(new Device(), () => void received++, { name: "sink" });
+      // A child that lives until its parent (a device on node a) ends: the parent's fault cascades into it.
+      node.spawner("linked", () => new Promise(() => {}));
     }
     return node.id;
   },

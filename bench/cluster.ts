@@ -121,7 +121,27 @@ async function main(): Promise<void> {
       notify.push((performance.now() - t) / 2);
     }
     notify.sort((x, y) => x - y);
-    row("cross-node notification (half a ping-pong of two)", us(pct(notify, 50)), us(pct(notify, 99)), "target p50 ≤ 400 µs");
+    row("cross-node notification, named devices (half a ping-pong of two)", us(pct(notify, 50)), us(pct(notify, 99)), "target p50 ≤ 400 µs");
+
+    // The same without names: a child spawned on b, linked to a parent here; the parent's fault cascades into the child, whose ending comes back.
+    const spawned: { parent: Device; watcher: Device }[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      const parent = new Device();
+      const child = await a.spawn("b", "linked", null, { parent });
+      const watcher = new Device();
+      watcher.link(child, "monitor");
+      spawned.push({ parent, watcher });
+    }
+    await a.flush();
+    const cascade: number[] = [];
+    for (const { parent, watcher } of spawned) {
+      const t = performance.now();
+      parent.disconnect({ kind: "error", error: new Error("ping") });
+      await watcher.receive();
+      cascade.push((performance.now() - t) / 2);
+    }
+    cascade.sort((x, y) => x - y);
+    row("cross-node notification, spawned child (half of: fault → child cascades → its ending back)", us(pct(cascade, 50)), us(pct(cascade, 99)), "target p50 ≤ 400 µs");
 
     // Call to nobody: NATS no-responders.
     const nobody = await sample(500, () => a.call("nobody", 1).catch(() => {}));
