@@ -137,6 +137,8 @@ interface PendingCall {
   timer: AnyTimer;
   /** The callee's node key, when known: its loss fails the call at once. */
   peer: string | undefined;
+  /** The name called, for a callee learned only later (the name watcher lags by a round trip). */
+  name: string | undefined;
   what: string;
 }
 
@@ -1063,7 +1065,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       const data = this.#encodeRequest(request);
       const token = ++this.#token;
       return new Promise<Res>((resolve, reject) => {
-        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer, what: `call to "${name}"` };
+        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer, name, what: `call to "${name}"` };
         if (timeout !== Number.POSITIVE_INFINITY) {
           pending.timer = setAnyTimeout(() => {
             if (this.#pending.delete(token)) reject(new ClusterError("timeout", `call to "${name}" got no reply within ${timeout} ms`));
@@ -1124,6 +1126,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   }
 
   #onReply(m: Msg): void {
+    if (this.#checkFence()) return;
     const subject = m.subject;
     const token = Number(subject.slice(subject.lastIndexOf(".") + 1));
     const pending = this.#pending.get(token);
@@ -1156,7 +1159,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   #failCallsTo(key: string, name: string): void {
     for (const [token, p] of this.#pending) {
-      if (p.peer !== key) continue;
+      const callee = p.peer ?? (p.name === undefined ? undefined : this.#names.get(p.name)?.key);
+      if (callee !== key) continue;
       this.#pending.delete(token);
       clearAnyTimeout(p.timer);
       p.reject(new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }));
@@ -1203,7 +1207,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       const data = this.#encodeRequest([kind, args, this.#key, parent.id]);
       const token = ++this.#token;
       return new Promise<[number, string]>((resolve, reject) => {
-        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: undefined, what: `spawn of "${kind}" on ${on}` };
+        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: undefined, name: undefined, what: `spawn of "${kind}" on ${on}` };
         pending.timer = setAnyTimeout(() => {
           if (this.#pending.delete(token)) reject(new ClusterError("timeout", `${pending.what}: no reply within ${timeout} ms`));
         }, timeout);
