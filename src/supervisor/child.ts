@@ -19,20 +19,33 @@ import type { GroupRestart } from "./group-restart.js";
 import { graceOf, requestStop } from "./shutdown.js";
 
 /**
- * What a child's state can offer when it is itself a tree (a nested
- * supervisor): a promise that settles once everything below it is down, so
- * the parent's stop waits for the whole subtree, even after a kill.
+ * What a nested supervisor offers its parent: a promise that settles once
+ * everything below it is down (so the parent's stop waits for the whole
+ * subtree, even after a kill), and a kill (a nested supervisor killed by its
+ * parent, brutal or by a grace overrun, kills its own children).
  */
 export const SUBTREE_DOWN: unique symbol = Symbol("backplane.subtreeDown");
-/** …and a way to kill it: a nested supervisor killed by its parent (brutal, or a grace overrun) kills its own children. */
 export const SUBTREE_KILL: unique symbol = Symbol("backplane.subtreeKill");
-interface Subtree {
+export interface Subtree {
   [SUBTREE_DOWN](): Promise<void>;
   [SUBTREE_KILL](): void;
+  /** A nested supervisor's own stop: what a cancelled start asks of one that arrives late. */
+  stop(): Promise<void>;
 }
 
-function isSubtree(x: unknown): x is Subtree {
-  return typeof x === "object" && x !== null && typeof (x as Partial<Subtree>)[SUBTREE_DOWN] === "function";
+/**
+ * `Supervisor.child` and `TaskSupervisor.child` say, as soon as their init
+ * has made it, that the nested supervisor belongs to this child: only such a
+ * subtree is waited for and killed with it. Any other state is opaque (a
+ * worker whose init returns a shared TaskSupervisor does not own it).
+ *
+ * @example
+ * ```ts
+ * init(ctx) { const sup = new Supervisor(options); ownSubtree(ctx, sup); return sup.start().then(() => sup); }
+ * ```
+ */
+export function ownSubtree(ctx: ChildContext, subtree: Subtree): void {
+  if (ctx instanceof Context) ctx.subtree = subtree;
 }
 
 /** How a start ended. */
@@ -93,6 +106,8 @@ class Context implements ChildContext {
   source: SignalSource | undefined = undefined;
   /** A signal handed out during `init`, adopted by the run. */
   controller: AbortController | undefined = undefined;
+  /** The nested supervisor this child's init made, if it is one (see {@link ownSubtree}). */
+  subtree: Subtree | undefined = undefined;
 
   constructor(id: string, device: Device, args: readonly unknown[]) {
     this.id = id;
@@ -134,8 +149,8 @@ export class Incarnation implements RunObserver {
 
   /** The managed run has settled (RunObserver). */
   ended(): void {
-    const subtree = this.state;
-    if (!isSubtree(subtree)) {
+    const subtree = this.ctx.subtree;
+    if (subtree === undefined) {
       this.child.runEnded(this);
       return;
     }
@@ -280,12 +295,19 @@ export class Child {
     }
     run.cancel = undefined;
     if (state === CANCELLED) {
-      // Stopped while starting: like a run, the start is told (its signal aborts) and given its
-      // shutdown grace to wind down — a nested supervisor stops its own children — then abandoned.
-      run.ctx.controller?.abort(makeCrash("shutdown", run.device.id));
-      const late = await settledWithin(initializing, graceOf(this.spec.shutdown));
-      // A nested supervisor that did start meanwhile is stopped by its own signal; wait for its subtree.
-      if (isSubtree(late)) await late[SUBTREE_DOWN]();
+      // Stopped while starting: like a run, the start is told (its signal aborts) and gets the same
+      // shutdown as a run — ms of grace (a nested supervisor stops its own children), brutal: none,
+      // infinity: as long as it takes — then it is abandoned, and a nested supervisor is killed.
+      const kill = run.pendingStop?.kill === true;
+      run.ctx.controller?.abort(makeCrash(kill ? "killed" : "shutdown", run.device.id));
+      const late = await settledWithin(initializing, kill ? 0 : graceOf(this.spec.shutdown));
+      const subtree = run.ctx.subtree;
+      if (subtree !== undefined) {
+        // Whatever its init did meanwhile (still starting, or started just as the stop came), it goes down with this start.
+        if (late === TIMED_OUT) subtree[SUBTREE_KILL]();
+        else void subtree.stop();
+        await subtree[SUBTREE_DOWN]();
+      }
       return this.#notStarted(run, CANCELLED, undefined, owner);
     }
     if (state === IGNORE) return this.#notStarted(run, IGNORED, undefined, owner);
@@ -296,12 +318,12 @@ export class Child {
     return STARTED;
   }
 
-  /** starting → stopped, reported. */
+  /** starting → stopped (or restarting, when a restart stopped it), reported. */
   #notStarted(run: Incarnation, outcome: StartOutcome, fault: Fault | undefined, owner: GroupRestart | undefined): StartOutcome {
     run.cancel = undefined;
     run.device.disconnect(fault);
     if (fault !== undefined) this.#faulted(fault);
-    if (this.#life.kind === "starting" && this.#life.run === run) this.#life = STOPPED;
+    if (this.#life.kind === "starting" && this.#life.run === run) this.#life = this.#down(run.pendingStop?.request);
     run.wake();
     this.#listener.startSettled(this, outcome, owner);
     return outcome;
@@ -366,10 +388,20 @@ export class Child {
     const life = this.#life;
     if ((life.kind !== "running" && life.kind !== "stopping") || life.run !== run) return;
     const fault = run.device.fault;
-    this.#life = STOPPED;
+    this.#life = this.#down(life.kind === "stopping" ? life.request : undefined);
     if (fault !== undefined) this.#faulted(fault);
     this.#listener.childExited(this, run, fault, life.kind === "stopping" ? life.request : undefined);
     run.wake();
+  }
+
+  /**
+   * Where a child goes when its incarnation is down: held by the restart
+   * that stopped it (so nothing can delete or restart it in between), or
+   * stopped. A temporary child is never brought back, so it is stopped.
+   */
+  #down(request: StopRequest | undefined): Lifecycle {
+    if (request?.by === "restart" && this.spec.restart !== "temporary" && request.plan.active) return { kind: "restarting", plan: request.plan };
+    return STOPPED;
   }
 
   /** stopped → restarting: `plan` will start it again. */

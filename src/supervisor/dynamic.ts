@@ -77,6 +77,9 @@ export class DynamicSupervisor extends Supervisor {
     if (this.childCount >= this.#maxChildren) {
       throw new SupervisorError("max-children", `dynamic supervisor "${this.name}" already has its maximum of ${this.#maxChildren} children`);
     }
+    if ((spec as { significant?: unknown }).significant !== undefined && (spec as { significant?: unknown }).significant !== false) {
+      throw new SupervisorError("invalid-spec", "a DynamicSupervisor's children cannot be significant (as in Elixir)");
+    }
     const id = spec.id ?? `${this.name}/${++this.#seq}`;
     return this.startWith({ ...spec, id, significant: false }, [...this.#extra, ...args]);
   }

@@ -45,7 +45,7 @@ export interface RestartIntensityExceededEvent {
 }
 
 /** Why a supervisor ended. */
-export type ShutdownReason = "stop" | "shutdown-request" | "auto-shutdown" | "intensity-exceeded" | "start-failed" | "cascade" | "killed" | "crashed";
+export type ShutdownReason = "stop" | "shutdown-request" | "auto-shutdown" | "intensity-exceeded" | "start-failed" | "cascade" | "killed";
 
 /** The supervisor has stopped all its children and ended. */
 export interface ShutdownEvent {

@@ -175,11 +175,14 @@ export class GroupRestart {
     if (this.#phase.kind === "waiting") this.#startNext();
   };
 
-  /** Start, in order, every member waiting for this restart; a start through init is waited for (its settlement comes back as an event). */
+  /**
+   * Start, in order, every member waiting for this restart; a start through
+   * init is waited for (its settlement comes back as an event). The next
+   * member is looked up afresh each time: a listener or a child's run may
+   * terminate or delete members while this runs.
+   */
   #startNext(): void {
-    for (const m of this.members) {
-      const life = m.life;
-      if (life.kind !== "restarting" || life.plan !== this) continue; // started already, terminated, or taken over
+    for (let m = this.#nextToStart(); m !== undefined; m = this.#nextToStart()) {
       m.restarts++;
       void m.start(this);
       if (m.life.kind === "starting") {
@@ -190,5 +193,14 @@ export class GroupRestart {
     }
     this.#phase = DONE;
     this.#host.finished(this);
+  }
+
+  /** The first member, in start order, that is down and held by this restart. */
+  #nextToStart(): Child | undefined {
+    for (const m of this.members) {
+      const life = m.life;
+      if (life.kind === "restarting" && life.plan === this) return m;
+    }
+    return undefined;
   }
 }

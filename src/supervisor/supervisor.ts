@@ -16,7 +16,7 @@ import { Device } from "../core/device.js";
 import { Emitter } from "../core/emitter.js";
 import { Fault } from "../core/fault.js";
 import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
-import { Child, type ChildListener, type Incarnation, type StartOutcome, type StopRequest, SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
+import { Child, type ChildListener, type Incarnation, ownSubtree, type StartOutcome, type StopRequest, SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
 import { type ChildInfo, type ChildSpec, normalizeSpec, type Strategy } from "./child-spec.js";
 import { StartError, SupervisorError } from "./errors.js";
 import type { ShutdownReason, SupervisorEvents } from "./events.js";
@@ -467,6 +467,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       async init(ctx) {
         const made = options();
         const sup = made instanceof Supervisor ? made : new Supervisor(made);
+        ownSubtree(ctx, sup); // from now on it stops (or is killed) with this child, even while it starts
         const stopIt = () => void sup.stop();
         ctx.signal.addEventListener("abort", stopIt, { once: true }); // stopped while starting
         await sup.start();
@@ -607,10 +608,12 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       const down = children.map((c) => c.status === "stopped");
       members = restartGroup(this.#strategy, down, at).map((i) => children[i]!);
     }
-    // A newer restart takes over any older one it overlaps (OTP would have finished the older one first).
+    // A newer restart takes over any older one it overlaps: the members the older one still holds
+    // (not those it already brought back, nor those it let go). OTP would have finished the older one first.
     for (const older of this.#restarts) {
-      if (!members.some((m) => older.holds(m))) continue;
-      for (const m of older.members) if (!members.includes(m)) members.push(m);
+      const held = older.members.filter((m) => older.holds(m));
+      if (!held.some((m) => members.includes(m))) continue;
+      for (const m of held) if (!members.includes(m)) members.push(m);
       this.#restarts.delete(older);
       older.cancel();
     }
@@ -708,6 +711,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
 
   #remove(child: Child): void {
     if (this.#byId.get(child.id) !== child) return;
+    this.#restartHolding(child)?.drop(child);
     this.#byId.delete(child.id);
     this.#held.delete(child);
     const at = this.#children.indexOf(child);
@@ -783,8 +787,10 @@ function badOption(message: string): SupervisorError {
 function checkBackoff(backoff: Backoff): void {
   if (typeof backoff !== "object" || backoff === null) throw badOption("backoff must be { min, max, jitter?, reset? }");
   const { min, max, jitter = 0, reset } = backoff;
-  if (typeof min !== "number" || !(min >= 0)) throw badOption(`backoff.min must be ms ≥ 0, not ${String(min)}`);
-  if (typeof max !== "number" || !(max >= min)) throw badOption(`backoff.max must be ms ≥ min, not ${String(max)}`);
-  if (typeof jitter !== "number" || !(jitter >= 0)) throw badOption(`backoff.jitter must be ≥ 0, not ${String(jitter)}`);
-  if (reset !== undefined && (typeof reset !== "number" || !(reset >= 0))) throw badOption(`backoff.reset must be ms ≥ 0, not ${String(reset)}`);
+  // Finite: an infinite delay would leave a child "restarting" forever, which `intensity` already says better.
+  const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0;
+  if (!finite(min)) throw badOption(`backoff.min must be a finite number of ms ≥ 0, not ${String(min)}`);
+  if (!finite(max) || max < min) throw badOption(`backoff.max must be a finite number of ms ≥ min, not ${String(max)}`);
+  if (!finite(jitter)) throw badOption(`backoff.jitter must be a finite number ≥ 0, not ${String(jitter)}`);
+  if (reset !== undefined && !finite(reset)) throw badOption(`backoff.reset must be a finite number of ms ≥ 0, not ${String(reset)}`);
 }

@@ -11,7 +11,7 @@ import { startManaged, type Work } from "../core/manage.js";
 import { durationProblem } from "../core/timer.js";
 import { registry } from "../calls/registry.js";
 import { type ExecutionRecord, outcomeOf, recordId } from "../core/records.js";
-import { SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
+import { ownSubtree, SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf, isKilled, requestStop } from "./shutdown.js";
 import { SupervisorError } from "./errors.js";
@@ -142,6 +142,7 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     if (name !== undefined && typeof name !== "string") throw new SupervisorError("invalid-options", "name must be a string");
     if (typeof register !== "boolean") throw new SupervisorError("invalid-options", "register must be a boolean");
     if (register && name === undefined) throw new SupervisorError("invalid-options", "register needs a name to register under");
+    if (register && registry.whereis(name!) !== undefined) throw new SupervisorError("invalid-options", `the name ${JSON.stringify(name)} is already registered to a live device`);
     if (!(shutdown === "brutal" || shutdown === "infinity" || (typeof shutdown === "number" && shutdown >= 0))) {
       throw new SupervisorError("invalid-options", `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${String(shutdown)}`);
     }
@@ -379,7 +380,11 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
       shutdown: "infinity",
       ...spec,
       id,
-      init: () => new TaskSupervisor({ name: id, ...options }),
+      init: (ctx) => {
+        const tasks = new TaskSupervisor({ name: id, ...options });
+        ownSubtree(ctx, tasks);
+        return tasks;
+      },
       run(ctx, tasks) {
         ctx.signal.addEventListener("abort", () => void tasks.stop(), { once: true });
         return tasks.done;

@@ -14,7 +14,7 @@ import {
   Supervisor,
   TaskSupervisor,
 } from "../../src/index.js";
-import { next, statuses, until, worker } from "./helpers.js";
+import { next, signalled, statuses, until, worker } from "./helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -409,5 +409,133 @@ describe("crash reports through the logger option", () => {
     await broken.start();
     await broken.stop();
     expect(() => new Supervisor({ logger: 5 as never })).toThrow(expect.objectContaining({ code: "invalid-options" }));
+  });
+});
+
+describe("what a child owns, and what it only uses", () => {
+  it("a worker whose init returns a shared TaskSupervisor does not own it: its crash is a crash, its stop never touches the shared tasks", async () => {
+    const shared = new TaskSupervisor({ name: "shared" });
+    const longTask = shared.async((signal) => new Promise((resolve) => signal.addEventListener("abort", resolve)));
+    const crashes: ((e: Error) => void)[] = [];
+    const sup = new Supervisor({ children: [{ id: "user", shutdown: "brutal", init: () => shared, run: () => new Promise((_, reject) => crashes.push(reject)) }] });
+    await sup.start();
+    const restarted = next(sup, "child-restarted");
+    crashes[0]!(new Error("worker crashed"));
+    await restarted;
+    await sup.stop();
+    expect(shared.size).toBe(1); // the long task still runs
+    await shared.stop();
+    await expect(longTask).rejects.toMatchObject({ kind: "shutdown" });
+  });
+
+  it("a nested supervisor that finishes starting just as its start is cancelled is stopped with it", async () => {
+    let nested: Supervisor | undefined;
+    const sup = new Supervisor({ children: [] });
+    await sup.start();
+    const starting = sup.startChild(
+      Supervisor.child("n", () => {
+        nested = new Supervisor({ children: [worker("g").spec] });
+        return nested;
+      }),
+    );
+    void sup.terminateChild("n"); // lands while the nested supervisor is starting
+    await starting.catch(() => {});
+    await sup.stop();
+    expect(nested!.status).toBe("stopped");
+  });
+
+  it("a nested supervisor killed while it is still starting kills its starting grandchild too (no hang, nothing left connected)", async () => {
+    const devices: Device[] = [];
+    const hanging = signalled();
+    const sup = new Supervisor({
+      children: [
+        Supervisor.child(
+          "n",
+          () => ({ children: [{ id: "g", shutdown: "infinity", init: (ctx) => (devices.push(ctx.device), hanging.fire(), new Promise(() => {})), run: () => undefined }] }),
+          { shutdown: "brutal" },
+        ),
+      ],
+    });
+    const starting = sup.start().catch((e: unknown) => e);
+    await hanging.promise;
+    await sup.stop();
+    await starting;
+    expect(devices.every((d) => !d.isConnected)).toBe(true);
+  });
+});
+
+describe("a group restart holds its members from the moment it stops them", () => {
+  it("deleteChild of a sibling the restart has just stopped is refused (restarting): it is never started behind the supervisor's back", async () => {
+    const [a, b, c] = [worker("a"), worker("b"), worker("c")];
+    const sup = new Supervisor({ strategy: "one-for-all", children: [a.spec, b.spec, c.spec] });
+    await sup.start();
+    const answers: string[] = [];
+    sup.on("child-exited", (e) => {
+      if (e.id !== "c" || !e.requested) return;
+      try {
+        sup.deleteChild("c");
+        answers.push("deleted");
+      } catch (error) {
+        answers.push((error as { code: string }).code);
+      }
+    });
+    const restartsOf = (id: string) => sup.whichChildren().find((x) => x.id === id)?.restarts;
+    const back = until(sup, () => restartsOf("c") === 1 && Object.values(statuses(sup)).every((x) => x === "running"));
+    b.current.crash();
+    await back;
+    expect(answers).toEqual(["restarting"]);
+    expect(statuses(sup)).toEqual({ a: "running", b: "running", c: "running" });
+    await sup.stop();
+  });
+
+  it("terminateChild from a child-restarted listener during the start phase: the next members are still started", async () => {
+    const [a, b, c] = [worker("a"), worker("b"), worker("c")];
+    const sup = new Supervisor({ strategy: "one-for-all", children: [a.spec, b.spec, c.spec] });
+    await sup.start();
+    sup.on("child-restarted", (e) => {
+      if (e.id === "a") void sup.terminateChild("a");
+    });
+    const back = until(sup, () => statuses(sup).c === "running" && sup.whichChildren()[2]!.restarts === 1);
+    b.current.crash();
+    await back;
+    expect(statuses(sup)).toEqual({ a: "stopped", b: "running", c: "running" });
+    await sup.stop();
+  });
+
+  it("an overlapping restart takes over only what the older one still holds (rest-for-one: an earlier sibling already back is left alone)", async () => {
+    const hang = signalled();
+    let releaseC!: () => void;
+    let holdC = false;
+    const [a, b, d] = [worker("a"), worker("b"), worker("d")];
+    const c: ChildSpec = { id: "c", init: () => (holdC ? (hang.fire(), new Promise<void>((r) => (releaseC = r))) : undefined), run: (ctx) => new Promise((r) => ctx.signal.addEventListener("abort", r)) };
+    const sup = new Supervisor({ strategy: "rest-for-one", intensity: 10, children: [a.spec, b.spec, c, d.spec] });
+    await sup.start();
+    holdC = true;
+    a.current.crash(); // restarts a, b, c, d; c's start hangs
+    await hang.promise;
+    holdC = false;
+    const bExited = next(sup, "child-exited");
+    b.current.crash(); // a newer restart of b, c, d takes over c and d, not a
+    await bExited;
+    releaseC();
+    await until(sup, () => Object.values(statuses(sup)).every((s) => s === "running") && sup.whichChildren()[3]!.restarts === 1);
+    // a was restarted once, by the first restart only; c's hanging start was taken over; d was first reached by the second
+    expect(sup.whichChildren().map((x) => x.restarts)).toEqual([1, 2, 2, 1]);
+    await sup.stop();
+  });
+});
+
+describe("bad options, refused", () => {
+  it("infinite backoff values, significant dynamic children, a second registration of a task supervisor name", async () => {
+    for (const backoff of [{ min: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY }, { min: 1, max: 2, jitter: Number.POSITIVE_INFINITY }, { min: 1, max: 2, reset: Number.NaN }]) {
+      expect(() => new Supervisor({ backoff })).toThrow(expect.objectContaining({ code: "invalid-options" }));
+    }
+    const dyn = new DynamicSupervisor();
+    await dyn.start();
+    await expect(dyn.startChild({ run: () => undefined, significant: true } as never)).rejects.toMatchObject({ code: "invalid-spec" });
+    await dyn.stop();
+    const first = new TaskSupervisor({ name: "unique-jobs", register: true });
+    expect(() => new TaskSupervisor({ name: "unique-jobs", register: true })).toThrow(expect.objectContaining({ name: "SupervisorError", code: "invalid-options" }));
+    await first.stop();
   });
 });
