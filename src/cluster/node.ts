@@ -192,7 +192,7 @@ class Proxy implements ProxyRef, RunSink {
  * missedHeartbeats + heartbeatMs + 100 ms`. Defaults: 1000 ms × 5 (about 5 s,
  * as Akka's default; Erlang's `net_ticktime` takes 45–75 s).
  *
- * @throws {ClusterError} `invalid-argument` for bad options; the NATS error when it cannot connect.
+ * @throws {ClusterError} `invalid-argument` for bad options; `name-taken` when a live node of the cluster already has the name; the NATS error when it cannot connect.
  * @example
  * ```ts
  * const node = await connectNode({ servers: "nats://127.0.0.1:4222", name: "a" });
@@ -324,24 +324,52 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   // ------------------------------------------------------------------ identity
 
-  /** This node's name and current incarnation (a new one after a fence). */
+  /**
+   * This node's name and current incarnation (a new one after a fence).
+   *
+   * @example
+   * ```ts
+   * console.log(`${node.id.name}@${node.id.incarnation}`);
+   * ```
+   */
   get id(): NodeId {
     return { name: this.#name, incarnation: this.#inc };
   }
 
-  /** The nodes currently up, this one first. */
+  /**
+   * The nodes currently up, this one first.
+   *
+   * @example
+   * ```ts
+   * node.members().map((m) => m.name); // ["a", "b", "c"]
+   * ```
+   */
   members(): NodeId[] {
     const out: NodeId[] = [{ name: this.#name, incarnation: this.#inc }];
     for (const p of this.#peers.values()) if (p.up) out.push({ name: p.name, incarnation: p.inc });
     return out;
   }
 
-  /** What could not be delivered so far. */
+  /**
+   * What could not be delivered so far.
+   *
+   * @example
+   * ```ts
+   * const { castsUndelivered, castsLost } = node.stats();
+   * ```
+   */
   stats(): NodeStats {
     return { ...this.#stats };
   }
 
-  /** The detection bound: a lost peer is declared down within this many ms. */
+  /**
+   * The detection bound: a lost peer is declared down within this many ms.
+   *
+   * @example
+   * ```ts
+   * node.detectionBoundMs; // 6100 with the defaults
+   * ```
+   */
   get detectionBoundMs(): number {
     return this.#downAfter + this.heartbeatMs + 100;
   }
@@ -355,6 +383,13 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   /** @internal */
   async _start(): Promise<void> {
     const nc = this.#nc;
+    // Two live nodes with one name would take each other for a restart and fence each other in turn: refuse the second.
+    const holder = await nc.request(this.#subject("hello", this.#name), undefined, { timeout: Math.max(100, this.heartbeatMs) }).then(
+      (m) => new TextDecoder().decode(m.data),
+      () => undefined, // no responders (free) or no answer (a hung holder: it is declared down as a restart)
+    );
+    if (holder !== undefined) throw new ClusterError("name-taken", `a live node already has the name "${this.#name}" (${holder})`);
+    this.#subs.push(nc.subscribe(this.#subject("hello", this.#name), { callback: (_e, m) => void m.respond(new TextEncoder().encode(this.#key)) }));
     this.#subs.push(nc.subscribe(this.#subject("hb"), { callback: (_e, m) => this.#onHeartbeat(m) }));
     this.#subs.push(nc.subscribe(this.#subject("down"), { callback: (_e, m) => this.#onDownNotice(m) }));
     this.#subs.push(nc.subscribe(this.#subject("spawn", this.#name), { callback: (_e, m) => this.#onSpawn(m) }));

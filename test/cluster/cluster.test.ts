@@ -33,12 +33,18 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
     nodes.push(n);
     return n;
   }
+  const clusters = new WeakMap<ClusterNode, string>();
+  function clusterOf(n: ClusterNode): string {
+    return clusters.get(n)!;
+  }
   /** Two nodes of one fresh cluster that have heard each other. */
   async function pair(): Promise<[ClusterNode, ClusterNode]> {
     const cluster = `c${++seq}`;
     const a = await connectNode({ servers: server.url, name: "a", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
     const b = await connectNode({ servers: server.url, name: "b", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
     nodes.push(a, b);
+    clusters.set(a, cluster);
+    clusters.set(b, cluster);
     await Promise.all([until(a, "b"), until(b, "a")]);
     return [a, b];
   }
@@ -67,6 +73,12 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       await b.close();
       expect((await down).node.name).toBe("b");
       expect(a.members().map((m) => m.name)).toEqual(["a"]);
+    });
+
+    it("a second live node with the same name is refused with name-taken (two would fence each other in turn)", async () => {
+      const [a] = await pair();
+      const err = await connectNode({ servers: server.url, name: "a", cluster: clusterOf(a), heartbeatMs: HB, missedHeartbeats: MISSED }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "name-taken" });
     });
 
     it("close leaves no handle: closing twice is fine", async () => {
@@ -263,9 +275,15 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("a call in flight whose callee node leaves fails with noconnection", async () => {
       const [a, b] = await pair();
-      await b.serve(new Device(), () => new Promise(() => {}), { name: "stuck" });
+      let arrived!: () => void;
+      const inFlight = new Promise<void>((r) => (arrived = r));
+      await b.serve(new Device(), () => {
+        arrived();
+        return new Promise(() => {});
+      }, { name: "stuck" });
       await a.lookup("stuck"); // learn who holds it
       const failed = expect(a.call("stuck", 1)).rejects.toMatchObject({ code: "noconnection", fault: { kind: "noconnection", node: "b" } });
+      await inFlight; // b is handling it: the call is in flight, not refused as no-responders
       await b.close();
       await failed;
     });
