@@ -9,6 +9,8 @@
  */
 import { channel } from "node:diagnostics_channel";
 import { EventEmitter } from "eventemitter3";
+import { BackplaneError } from "./error.js";
+import { describeValue } from "./timer.js";
 
 /** What a backplane diagnostics channel carries: who emitted, which event, and its payload. */
 export interface ChannelMessage {
@@ -55,6 +57,19 @@ export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventE
     return events.hasSubscribers || this.listenerCount(event) > 0;
   }
 
+  /** Add a listener; anything but a function is refused here, not when the event comes. */
+  override on<T extends EventEmitter.EventNames<Events>>(event: T, fn: EventEmitter.EventListener<Events, T>, context?: unknown): this {
+    return super.on(event, checkListener(fn), context);
+  }
+
+  override addListener<T extends EventEmitter.EventNames<Events>>(event: T, fn: EventEmitter.EventListener<Events, T>, context?: unknown): this {
+    return super.addListener(event, checkListener(fn), context);
+  }
+
+  override once<T extends EventEmitter.EventNames<Events>>(event: T, fn: EventEmitter.EventListener<Events, T>, context?: unknown): this {
+    return super.once(event, checkListener(fn), context);
+  }
+
   /** Call every listener of `event`; one that throws is reported and the rest still run. */
   override emit<T extends EventEmitter.EventNames<Events>>(event: T, ...args: EventEmitter.EventArgs<Events, T>): boolean {
     if (events.hasSubscribers) publish(this, event as string, args[0]);
@@ -71,6 +86,11 @@ export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventE
 }
 
 // A subscriber that throws is Node's business: diagnostics_channel rethrows it on its own tick, never into this call.
+function checkListener<F>(fn: F): F {
+  if (typeof fn !== "function") throw new BackplaneError("invalid-argument", `an event listener must be a function, not ${describeValue(fn)}`);
+  return fn;
+}
+
 function publish(source: object, event: string, payload: unknown): void {
   events.publish({ source, event, payload } satisfies ChannelMessage);
 }

@@ -539,3 +539,13 @@ describe("bad options, refused", () => {
     await first.stop();
   });
 });
+
+describe("listeners are checked when added", () => {
+  it("a listener that is not a function is refused with invalid-argument, on every emitter", () => {
+    const sup = new Supervisor({});
+    for (const add of ["on", "once", "addListener"] as const) {
+      expect(() => sup[add]("child-started", 5 as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    }
+    expect(() => runRecords.on("record", null as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+  });
+});
