@@ -168,6 +168,29 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     const heard = (await b.waitEvent((e) => e.event === "heard")).data as { fault: { message: string } };
     expect(heard.fault.message).toBe("ended during the outage");
     await a.flush();
+    // Absence over the whole detection bound (waiting is the assertion here, not a synchronisation).
+    await new Promise((r) => setTimeout(r, a.detectionBoundMs));
+    expect(fired).toEqual([]);
+    expect(b.events.filter((e) => e.event === "node-down" || e.event === "fenced")).toEqual([]);
+  });
+
+  it("a cut connection that reconnects within the bound: nothing fires, no ending is lost", async () => {
+    const c = config(300, 6);
+    const proxy = await TcpProxy.start(server.port);
+    const a = await c.local("a");
+    const b = await c.proc("b", proxy.url);
+    await upOn(a, "b");
+    await b.cmd("export", { name: "w" });
+    const { watcher } = await monitor(a, "w");
+    await a.flush();
+    const fired: string[] = [];
+    a.on("node-down", (e) => fired.push(`down ${e.node.name}`));
+    proxy.cut();
+    await b.cmd("end", { name: "w", message: "ended while cut" });
+    const m = (await watcher.receive()) as { fault: { error: Error } };
+    expect(m.fault.error.message).toBe("ended while cut");
+    // Absence over the whole detection bound (waiting is the assertion here, not a synchronisation).
+    await new Promise((r) => setTimeout(r, a.detectionBoundMs));
     expect(fired).toEqual([]);
     expect(b.events.filter((e) => e.event === "node-down" || e.event === "fenced")).toEqual([]);
   });
