@@ -70,6 +70,8 @@ export interface NodeView {
 /** @internal A change between two pictures. */
 export interface Patch {
   changed: NodeView[];
+  /** The same nodes, already serialized (the diff needed them): a patch message is put together from them, not serialized twice. */
+  changedJson: string[];
   removed: string[];
 }
 
@@ -217,16 +219,20 @@ export class TreeModel {
   diff(full = false): Patch {
     this.collect(full);
     const changed: NodeView[] = [];
+    const changedJson: string[] = [];
     const removed: string[] = [];
     const sent = new Map<string, string>();
     for (const [path, node] of this.#nodes) {
       const json = JSON.stringify(node);
       sent.set(path, json);
-      if (this.#sent.get(path) !== json) changed.push(node);
+      if (this.#sent.get(path) !== json) {
+        changed.push(node);
+        changedJson.push(json);
+      }
     }
     for (const path of this.#sent.keys()) if (!sent.has(path)) removed.push(path);
     this.#sent = sent;
-    return { changed, removed };
+    return { changed, changedJson, removed };
   }
 
   /** Every node of the last picture, roots first, parents before children. */

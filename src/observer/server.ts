@@ -301,6 +301,7 @@ class Hub {
         return send(res, 200, "text/plain; charset=utf-8", `${this.#model.roots().map((r) => dumpTree(r)).join("\n\n")}\n`);
       case "/events":
         if (!this.#authorized(req)) return unauthorized(res);
+        if (method === "HEAD") return send(res, 200, "text/event-stream; charset=utf-8", ""); // no stream to hold open for a HEAD
         return this.#connect(req, res);
       default:
         return send(res, 404, "text/plain", "not found\n");
@@ -446,8 +447,8 @@ class Hub {
     if (!this.#model.sources.has(source)) return;
     if (event === "record" && source instanceof TaskSupervisor) this.#model.noteTaskRecord(source, payload as ExecutionRecord);
     if (this.#flushTimer !== undefined) return;
-    // The first change after a quiet spell goes out after `coalesce`; in a storm, flushes are spaced by 9× their cost (≤ ~10% of the process).
-    const spaced = this.#lastFlushEnd + 9 * this.#lastFlushCost - performance.now();
+    // The first change after a quiet spell goes out after `coalesce`; in a storm, flushes are spaced by 19× their cost (≤ ~5% of the process).
+    const spaced = this.#lastFlushEnd + 19 * this.#lastFlushCost - performance.now();
     this.#flushTimer = setAnyTimeout(this.#flush, Math.max(this.#config.coalesce, spaced));
   };
 
@@ -467,7 +468,8 @@ class Hub {
       return; // a tree mid-change that cannot be walked: the next event tries again
     }
     if (patch.changed.length > 0 || patch.removed.length > 0) {
-      const message = `event: patch\nid: ${++this.#seq}\ndata: ${JSON.stringify({ at: Date.now(), roots: this.#model.rootPaths, changed: patch.changed, removed: patch.removed })}\n\n`;
+      const head = JSON.stringify({ at: Date.now(), roots: this.#model.rootPaths, removed: patch.removed });
+      const message = `event: patch\nid: ${++this.#seq}\ndata: ${head.slice(0, -1)},"changed":[${patch.changedJson.join(",")}]}\n\n`;
       for (const client of this.#clients) this.#write(client, message);
     }
     this.#lastFlushEnd = performance.now();

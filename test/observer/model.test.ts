@@ -46,7 +46,7 @@ describe("the observer's model", () => {
     await app.start();
     const model = new TreeModel([app], 5);
     expect(model.diff(true).changed).toHaveLength(3);
-    expect(model.diff()).toEqual({ changed: [], removed: [] });
+    expect(model.diff()).toEqual({ changed: [], changedJson: [], removed: [] });
     const exited = next(app, "child-exited");
     b.current.finish(); // a temporary child is forgotten when it ends
     await exited;

@@ -88,6 +88,9 @@ describe("observe: the endpoints", () => {
     const head = await request(new URL("snapshot.json", view.url).href, { method: "HEAD" });
     expect(head.status).toBe(200);
     expect(head.body).toBe("");
+    const headEvents = await request(new URL("events", view.url).href, { method: "HEAD" });
+    expect(headEvents.status).toBe(200);
+    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false); // a HEAD opens no stream
   });
 });
 
