@@ -1328,11 +1328,12 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     for (const w of this.#flushWaiters.splice(0)) w();
     this.#watcher?.stop();
     await Promise.allSettled([...this.#background]);
-    try {
-      await this.#nc.drain();
-    } catch {
-      await this.#nc.close().catch(() => {});
-    }
+    // Drain (deliver what is buffered), but not forever: with the server away a drain waits for a reconnect.
+    let timer: AnyTimer;
+    const gaveUp = new Promise<"late">((resolve) => (timer = setAnyTimeout(() => resolve("late"), this.detectionBoundMs)));
+    const drained = await Promise.race([this.#nc.drain().then(() => "ok" as const, () => "failed" as const), gaveUp]);
+    clearAnyTimeout(timer);
+    if (drained !== "ok") await this.#nc.close().catch(() => {});
     await Promise.allSettled([...this.#background]);
     this.#status = "closed";
   }

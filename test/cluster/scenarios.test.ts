@@ -195,6 +195,17 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     expect(b.events.filter((e) => e.event === "node-down" || e.event === "fenced")).toEqual([]);
   });
 
+  it("close while the server is away settles, leaving no handle", async () => {
+    const c = config(200, 4);
+    const a = await c.local("a");
+    await server.stop();
+    try {
+      await a.close();
+    } finally {
+      await server.restart();
+    }
+  });
+
   it("an outage longer than the bound: every node fences, every remote link fires noconnection once, and the nodes rejoin", async () => {
     const c = config(200, 4);
     const a = await c.local("a");
