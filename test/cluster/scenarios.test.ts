@@ -127,6 +127,10 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     await b.cmd("export", { name: "w" });
     const { watcher, line } = await monitor(a, "w");
     await a.flush();
+    // b also monitors a device of a: when b fences, that remote link fires noconnection on b's side.
+    const aw = new Device();
+    await a.export(aw, { name: "aw" });
+    await b.cmd("monitor", { name: "aw", tag: "aw" });
     const down = downOn(a, "b");
     b.signal("SIGSTOP");
     await down;
@@ -136,6 +140,8 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     const fenced = (await b.waitEvent((e) => e.event === "fenced")).data as { previous: { incarnation: string }; current: { incarnation: string } };
     expect(fenced.previous.incarnation).toBe(oldInc);
     expect(await rejoined).toBe(fenced.current.incarnation);
+    expect((await b.waitEvent((e) => e.event === "ending")).data).toEqual({ tag: "aw", fault: { kind: "noconnection", node: "a" } });
+    expect(aw.isConnected).toBe(true); // a's device was never touched: only the links broke
     // The old incarnation's exported device was stopped by the fence; its name is free again.
     await b.cmd("export", { name: "w" });
     await a.flush();
