@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Supervisor, TaskSupervisor } from "../../src/index.js";
+import { DynamicSupervisor, Supervisor, TaskSupervisor } from "../../src/index.js";
 import { type Observer, observe } from "../../src/observer/index.js";
 import { next, worker } from "../supervisor/helpers.js";
 
@@ -106,6 +106,36 @@ describe.skipIf(why)(why ? `observer in a real browser (skipped: ${why})` : "obs
     } finally {
       await view?.close();
       await app.stop();
+    }
+  }, 60_000);
+
+  it("thousands of children: the page loads them all, a crash among them shows, search finds one", async () => {
+    const pool = new DynamicSupervisor({ name: "pool", intensity: 100 });
+    await pool.start();
+    const fails = new Map<string, (e: Error) => void>();
+    const spec = (id: string) => ({ id, run: (ctx: { signal: AbortSignal }) => new Promise<void>((resolve, reject) => {
+      fails.set(id, reject);
+      ctx.signal.addEventListener("abort", () => resolve());
+    }) });
+    for (let i = 0; i < 3000; i++) await pool.startChild(spec(`w${i}`));
+    let view: Observer | undefined;
+    try {
+      view = await observe(pool);
+      const page = await context.newPage();
+      await page.goto(view.url);
+      await page.waitForSelector('[data-child-id="w2999"]', { state: "attached" });
+      expect(await page.locator(".n.k-worker").count()).toBe(3000);
+      const restarted = next(pool, "child-restarted");
+      fails.get("w1234")?.(new Error("one in three thousand"));
+      await restarted;
+      await page.waitForSelector('[data-child-id="w1234"][data-restarts="1"][data-status="running"]', { state: "attached" });
+      await page.fill("#q", "w2999");
+      await page.waitForSelector('[data-child-id="w2999"]', { state: "visible" });
+      expect(await page.locator('[data-child-id="w1"]').isVisible()).toBe(false);
+      await page.close();
+    } finally {
+      await view?.close();
+      await pool.stop();
     }
   }, 60_000);
 });
