@@ -303,6 +303,9 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   readonly #background: Promise<unknown>[] = [];
   #flushWaiters: (() => void)[] = [];
   #watcher: { stop(): void } | undefined = undefined;
+  #statusIter: { stop(): void } | undefined = undefined;
+  /** The wait before watching the bucket again; close() ends it early. */
+  #watchRetry: { timer: AnyTimer; resolve: () => void } | undefined = undefined;
 
   /** @internal Use {@link connectNode}. */
   constructor(nc: NatsConnection, _js: JetStreamClient, kv: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
@@ -414,26 +417,68 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     ];
   }
 
+  /**
+   * Follow the name bucket into #names. A watch ends when the server
+   * restarts (nats 2.x), so it is made again, from a clean cache, for as
+   * long as the node is up.
+   */
   async #startWatcher(): Promise<void> {
-    const iter = await this.#kv.watch();
-    this.#watcher = { stop: () => iter.stop() };
-    const loop = (async () => {
-      for await (const e of iter) {
-        if (e.operation === "PUT") {
-          try {
-            const v = JSON.parse(new TextDecoder().decode(e.value)) as { k: string; d: number };
-            this.#names.set(e.key, { key: v.k, dev: v.d, revision: e.revision });
-            // A name held by a node already known to be gone: the survivors delete it.
-            if (this.#tombstones.has(v.k)) this.#deleteName(e.key, e.revision);
-            // A holder never heard yet is watched like any peer: silent for the bound, it is down and its names go.
-            else this.#peerOf(v.k);
-          } catch {
-            // not one of ours: ignore
-          }
-        } else this.#names.delete(e.key);
+    const first = await this.#kv.watch();
+    this.#background.push(this.#followNames(first));
+    // The watch's consumer does not survive a server restart and stalls without a word: after every reconnect it is made again.
+    const status = this.#nc.status();
+    // nats 2.x returns a queued iterator with stop(), typed only as AsyncIterable.
+    this.#statusIter = status as unknown as { stop(): void };
+    this.#background.push(
+      (async () => {
+        for await (const s of status) if (s.type === "reconnect" && this.#status === "up") this.#watcher?.stop();
+      })().catch(() => {}),
+    );
+  }
+
+  async #followNames(first: Awaited<ReturnType<KV["watch"]>>): Promise<void> {
+    let iter: Awaited<ReturnType<KV["watch"]>> | undefined = first;
+    while (this.#status === "up") {
+      if (iter === undefined) {
+        try {
+          iter = await this.#kv.watch();
+          this.#names.clear();
+        } catch {
+          // the server is still away: try again shortly
+          await new Promise<void>((resolve) => {
+            this.#watchRetry = { timer: setAnyTimeout(resolve, Math.min(250, this.heartbeatMs)), resolve };
+          });
+          this.#watchRetry = undefined;
+          continue;
+        }
       }
-    })().catch(() => {});
-    this.#background.push(loop);
+      const current = iter;
+      this.#watcher = { stop: () => current.stop() };
+      try {
+        for await (const e of current) this.#nameChanged(e.key, e.operation, e.value, e.revision);
+      } catch {
+        // ended by a server restart or by close(): made again below while up
+      }
+      iter = undefined;
+    }
+  }
+
+  #nameChanged(key: string, operation: string, value: Uint8Array, revision: number): void {
+    if (operation !== "PUT") {
+      this.#names.delete(key);
+      return;
+    }
+    let v: { k: string; d: number };
+    try {
+      v = JSON.parse(new TextDecoder().decode(value)) as { k: string; d: number };
+    } catch {
+      return; // not one of ours
+    }
+    this.#names.set(key, { key: v.k, dev: v.d, revision });
+    // A name held by a node already known to be gone: the survivors delete it.
+    if (this.#tombstones.has(v.k)) this.#deleteName(key, revision);
+    // A holder never heard yet is watched like any peer: silent for the bound, it is down and its names go.
+    else this.#peerOf(v.k);
   }
 
   #arm(): void {
@@ -1327,6 +1372,11 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     disconnect(this.#agent, undefined);
     for (const w of this.#flushWaiters.splice(0)) w();
     this.#watcher?.stop();
+    this.#statusIter?.stop();
+    if (this.#watchRetry !== undefined) {
+      clearAnyTimeout(this.#watchRetry.timer);
+      this.#watchRetry.resolve();
+    }
     await Promise.allSettled([...this.#background]);
     // Drain (deliver what is buffered), but not forever: with the server away a drain waits for a reconnect.
     let timer: AnyTimer;

@@ -201,6 +201,28 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     expect(b.events.filter((e) => e.event === "node-down" || e.event === "fenced")).toEqual([]);
   });
 
+  it("after a server restart, the name watch is made again: a call in flight by name still fails with noconnection when its node is lost", async () => {
+    const c = config(300, 6);
+    const a = await c.local("a");
+    const b = await c.proc("b");
+    await upOn(a, "b");
+    await server.stop();
+    await server.restart();
+    // The bucket answers again once b has reconnected and JetStream has recovered.
+    for (;;) {
+      const served = await b.cmd("serve", { name: "after-restart", delayMs: 60_000 }).then(() => true, () => false);
+      if (served) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const call = a.call("after-restart", 1).then(
+      () => "resolved",
+      (e: { code: string }) => e.code,
+    );
+    await b.waitEvent((e) => e.event === "request");
+    b.signal("SIGKILL");
+    expect(await call).toBe("noconnection");
+  });
+
   it("close while the server is away settles, leaving no handle", async () => {
     const c = config(200, 4);
     const a = await c.local("a");
