@@ -25,6 +25,17 @@ export function natsMissing(): string | undefined {
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
+/** What must not outlive this process even when it ends without cleanup() (a killed run): kill and delete synchronously at exit. */
+const atExit = new Set<() => void>();
+process.once("exit", () => {
+  for (const fn of atExit) {
+    try {
+      fn();
+    } catch {
+      // exiting anyway
+    }
+  }
+});
 
 /** Stop every server, proxy and node process this file started. */
 export async function cleanup(): Promise<void> {
@@ -51,6 +62,12 @@ export class NatsServer {
   static async start(): Promise<NatsServer> {
     const s = new NatsServer();
     cleanups.push(() => s.destroy());
+    const last = (): void => {
+      s.#proc?.kill("SIGKILL");
+      rmSync(s.dir, { recursive: true, force: true });
+    };
+    atExit.add(last);
+    cleanups.push(() => void atExit.delete(last));
     await s.#launch(-1);
     return s;
   }
@@ -217,6 +234,9 @@ export class NodeProcess {
     const proc = fork(FIXTURE, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     const node = new NodeProcess(proc);
     cleanups.push(() => node.kill());
+    const last = (): void => void proc.kill("SIGKILL");
+    atExit.add(last);
+    void node.exited.then(() => atExit.delete(last));
     await node.cmd("connect", options);
     return node;
   }
