@@ -126,7 +126,11 @@ interface Channel {
   queue: Op[];
   inFlight: Op[] | null;
   seq: number;
-  timer: AnyTimer;
+  /** The batch in flight, encoded, for sending again. */
+  data: Uint8Array | undefined;
+  sentAt: number;
+  /** The token of its latest transmission (0: none waiting). */
+  token: number;
   scheduled: boolean;
   closed: boolean;
 }
@@ -293,6 +297,10 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   readonly #prefixLength: number;
   readonly #stats: NodeStats = { castsSent: 0, castsUndelivered: 0, castsLost: 0, controlRetries: 0 };
 
+  /** Control batches waiting for their acknowledgement, by transmission token. */
+  readonly #acks = new Map<number, Channel>();
+  #ackToken = 0;
+  #ackPrefix = "";
   #lastEcho = 0;
   /** Fenced and not yet heard back from the cluster: fencing again would only burn incarnations. */
   #isolated = false;
@@ -407,6 +415,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   #subscribeIncarnation(): void {
     for (const s of this.#incSubs) s.unsubscribe();
     this.#castPrefix = `${this.#subject("c", this.#name, this.#inc)}.`;
+    this.#ackPrefix = `${this.#subject("a", this.#name, this.#inc)}.`;
     // Sequence numbers are per incarnation: a receiver keys them by the caller's incarnation.
     for (const t of this.#castTargets.values()) t.seq = 0;
     const nc = this.#nc;
@@ -414,6 +423,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       nc.subscribe(this.#subject("ctl", this.#name, this.#inc), { callback: (_e, m) => this.#onControl(m) }),
       nc.subscribe(this.#subject("r", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onReply(m) }),
       nc.subscribe(this.#subject("c", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onCastBounce(m) }),
+      nc.subscribe(this.#subject("a", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onAck(m) }),
     ];
   }
 
@@ -494,6 +504,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       for (const p of [...this.#peers.values()]) {
         if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
       }
+      this.#retransmit(now);
     }
     if (this.#status === "up") this.#arm();
   };
@@ -649,7 +660,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
   #send(peer: Peer, op: Op): void {
     let ch = peer.channel;
     if (ch === undefined) {
-      ch = { peer, from: this.#key, queue: [], inFlight: null, seq: 0, timer: undefined, scheduled: false, closed: false };
+      ch = { peer, from: this.#key, queue: [], inFlight: null, seq: 0, data: undefined, sentAt: 0, token: 0, scheduled: false, closed: false };
       peer.channel = ch;
     }
     ch.queue.push(op);
@@ -670,33 +681,57 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     this.#transmit(ch, encodeJson({ f: ch.from, s: ch.seq, o: ch.inFlight }));
   }
 
-  /** Send one batch until it is acknowledged, the peer is declared down, or we fence. */
+  /**
+   * Send one batch; it is sent again by the tick until it is acknowledged,
+   * the peer is declared down, or we fence. Acknowledgements come back on
+   * this incarnation's `a.*` subject, tagged with a token per transmission:
+   * no timer and no promise per batch.
+   */
   #transmit(ch: Channel, data: Uint8Array): void {
     if (ch.closed) return;
-    const peer = ch.peer;
+    if (ch.token !== 0) this.#acks.delete(ch.token);
+    const token = ++this.#ackToken;
+    ch.token = token;
+    ch.data = data;
+    ch.sentAt = performance.now();
+    this.#acks.set(token, ch);
+    this.#publish(this.#subject("ctl", ch.peer.name, ch.peer.inc), data, this.#ackPrefix + token);
+  }
+
+  #onAck(m: Msg): void {
+    const subject = m.subject;
+    const token = Number(subject.slice(subject.lastIndexOf(".") + 1));
+    const ch = this.#acks.get(token);
+    if (ch === undefined) return; // an acknowledgement of a transmission sent again since: the newer one counts
+    this.#acks.delete(token);
+    ch.token = 0;
+    if (ch.closed) return;
+    if (m.headers?.code === 503) {
+      // Nobody listens on the peer's channel right now (it is reconnecting, or gone): the tick sends it again.
+      ch.sentAt = Number.NEGATIVE_INFINITY;
+      return;
+    }
+    const answer = m.data.length === 2 ? "ok" : new TextDecoder().decode(m.data);
+    if (answer === "refused") {
+      // The peer has declared this incarnation down: we are the one cut off.
+      if (ch.from === this.#key) this.#fence();
+      return;
+    }
+    ch.inFlight = null;
+    ch.data = undefined;
+    this.#flush(ch);
+    this.#wakeFlushers();
+  }
+
+  /** From the tick: send again every batch unacknowledged for a heartbeat (or refused by no-responders). */
+  #retransmit(now: number): void {
     const wait = Math.max(50, this.heartbeatMs);
-    this.#nc.request(this.#subject("ctl", peer.name, peer.inc), data, { timeout: wait }).then(
-      (reply) => {
-        if (ch.closed) return;
-        const answer = new TextDecoder().decode(reply.data);
-        if (answer === "refused") {
-          // The peer has declared this incarnation down: we are the one cut off.
-          if (ch.from === this.#key) this.#fence();
-          return;
-        }
-        ch.inFlight = null;
-        this.#flush(ch);
-        this.#wakeFlushers();
-      },
-      () => {
-        if (ch.closed) return;
-        this.#stats.controlRetries++;
-        ch.timer = setAnyTimeout(() => {
-          ch.timer = undefined;
-          this.#transmit(ch, data);
-        }, Math.max(5, this.heartbeatMs / 4));
-      },
-    );
+    for (const peer of this.#peers.values()) {
+      const ch = peer.channel;
+      if (ch === undefined || ch.inFlight === null || ch.data === undefined || now - ch.sentAt < wait) continue;
+      this.#stats.controlRetries++;
+      this.#transmit(ch, ch.data);
+    }
   }
 
   /** True when no control message waits to be sent or acknowledged. */
@@ -734,8 +769,9 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   #closeChannel(ch: Channel): void {
     ch.closed = true;
-    clearAnyTimeout(ch.timer);
-    ch.timer = undefined;
+    if (ch.token !== 0) this.#acks.delete(ch.token);
+    ch.token = 0;
+    ch.data = undefined;
     ch.queue = [];
     ch.inFlight = null;
     ch.peer.channel = undefined;
