@@ -9,7 +9,7 @@
  * 2. the cost to the app's restart path (a child fails → its next run has
  *    begun) in a tree of 1 000 children: no observer, an observer with no
  *    client (target: the same), an observer with one client connected in
- *    another process (target ≤ 10 % slower), and, to tell the observer's
+ *    another process (target ≤ 10 % slower) or in this one, and, to tell the observer's
  *    own share from the events' cost, a no-op subscriber on the
  *    `backplane:events` channel with no observer at all. All are measured
  *    in interleaved rounds of the same run, so drift hits them alike.
@@ -202,10 +202,27 @@ function externalClient(url: string): Promise<{ stop(): void }> {
   });
 }
 
+/** An SSE client in this process, reading and discarding. */
+async function readingClient(url: string): Promise<{ stop(): void }> {
+  const controller = new AbortController();
+  const res = await fetch(new URL("events", url), { signal: controller.signal });
+  void (async () => {
+    try {
+      for await (const _ of res.body as ReadableStream<Uint8Array>) {
+        // discard
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return { stop: () => controller.abort() };
+}
+
 async function restartCost(): Promise<string[]> {
   const FLOOR = "no observer; a no-op subscriber on backplane:events (what any channel consumer costs)";
-  const configs = ["no observer", "observer, no client", FLOOR, "observer, one client connected"] as const;
-  const results: Record<(typeof configs)[number], number[]> = { "no observer": [], "observer, no client": [], [FLOOR]: [], "observer, one client connected": [] };
+  const IN_PROCESS = "observer, one client reading in this process (no second process competing for a core)";
+  const configs = ["no observer", "observer, no client", FLOOR, IN_PROCESS, "observer, one client connected"] as const;
+  const results: Record<(typeof configs)[number], number[]> = { "no observer": [], "observer, no client": [], [FLOOR]: [], [IN_PROCESS]: [], "observer, one client connected": [] };
   const noop = (): void => {};
   const t = await tree(CHILDREN);
   let i = 0;
@@ -227,7 +244,7 @@ async function restartCost(): Promise<string[]> {
         unsubscribe(EVENTS_CHANNEL, noop);
       } else {
         const view = await observe(t.sup);
-        const client = config === "observer, one client connected" ? await externalClient(view.url) : undefined;
+        const client = config === "observer, one client connected" ? await externalClient(view.url) : config === IN_PROCESS ? await readingClient(view.url) : undefined;
         results[config].push(await restarts(RESTARTS_PER_ROUND));
         client?.stop();
         await view.close();

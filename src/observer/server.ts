@@ -120,6 +120,9 @@ interface Client {
 /** Above this many unsent bytes a client is "behind": changes are skipped for it (and summed up by a snapshot once it drains). */
 const BEHIND = 256 * 1024;
 
+/** ms between two flushes while changes keep coming. */
+const MIN_FLUSH_GAP = 50;
+
 const BODY_LIMIT = 4096;
 
 /**
@@ -447,8 +450,9 @@ class Hub {
     if (!this.#model.sources.has(source)) return;
     if (event === "record" && source instanceof TaskSupervisor) this.#model.noteTaskRecord(source, payload as ExecutionRecord);
     if (this.#flushTimer !== undefined) return;
-    // The first change after a quiet spell goes out after `coalesce`; in a storm, flushes are spaced by 19× their cost (≤ ~5% of the process).
-    const spaced = this.#lastFlushEnd + 19 * this.#lastFlushCost - performance.now();
+    // The first change after a quiet spell goes out after `coalesce`; while changes keep coming, flushes are at
+    // least 50 ms apart (twenty updates a second is more than a person can follow) and 19× their own cost (≤ ~5% of the process).
+    const spaced = this.#lastFlushEnd + Math.max(MIN_FLUSH_GAP, 19 * this.#lastFlushCost) - performance.now();
     this.#flushTimer = setAnyTimeout(this.#flush, Math.max(this.#config.coalesce, spaced));
   };
 
