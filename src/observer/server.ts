@@ -368,7 +368,9 @@ class Hub {
       }
       if (target === undefined || !(target.parent instanceof Supervisor)) return send(res, 404, "text/plain", "no such child of a supervisor\n");
       const { parent, id } = target;
-      const done = what === "terminate" ? parent.terminateChild(id) : parent.restartChild(id);
+      // "restart" is what an operator means by it: a running child is terminated first (OTP's restart_child alone refuses a running one).
+      const running = parent.whichChildren().find((c) => c.id === id)?.status === "running";
+      const done = what === "terminate" ? parent.terminateChild(id) : running ? parent.terminateChild(id).then(() => parent.restartChild(id)) : parent.restartChild(id);
       done.then(
         () => send(res, 200, "application/json", `${JSON.stringify({ ok: true, action: what, path })}\n`),
         (error: unknown) => {

@@ -381,6 +381,19 @@ describe("observe: safe by default", () => {
 describe("observe: actions", () => {
   const token = "act-token";
 
+  it("a supervisor's refusal is answered 409 with its code", async () => {
+    let broken = false;
+    const fragile = worker("fragile", { failInit: () => (broken ? new Error("no config") : undefined) });
+    const sup = await started(new Supervisor({ name: "app", children: [fragile.spec] }));
+    const view = await watch(sup, { actions: true, token });
+    const { host } = new URL(view.url);
+    const headers = { "Content-Type": "application/json", Authorization: `Bearer ${token}`, Origin: `http://${host}` };
+    broken = true;
+    const res = await request(new URL("actions/restart", view.url).href, { method: "POST", headers, body: '{"path":"app/fragile"}' });
+    expect(res.status).toBe(409);
+    expect(JSON.parse(res.body)).toMatchObject({ ok: false, code: "start-failed" });
+  });
+
   it("off by default: 403", async () => {
     const { sup } = app();
     await started(sup);
@@ -421,9 +434,17 @@ describe("observe: actions", () => {
     const restarted = await request(new URL("actions/restart", view.url).href, { method: "POST", headers, body: '{"path":"app/pool/w2"}' });
     expect(restarted.status).toBe(200);
     expect(pool.whichChildren()[1]?.status).toBe("running");
-    // Restarting a running child is the supervisor's refusal, passed on with its code.
+    // Restarting a running child terminates it first, then starts it again.
+    const deviceBefore = sup.whichChildren()[0]?.device;
     const again = await request(new URL("actions/restart", view.url).href, { method: "POST", headers, body: '{"path":"app/db"}' });
-    expect(again.status).toBe(409);
-    expect(JSON.parse(again.body)).toMatchObject({ ok: false, code: "running" });
+    expect(again.status).toBe(200);
+    expect(sup.whichChildren()[0]?.status).toBe("running");
+    expect(sup.whichChildren()[0]?.device).not.toBe(deviceBefore);
+    // A supervisor's refusal is passed on with its code: the pool cannot restart a child it no longer has.
+    const pool2 = sup.stateOf<Supervisor>("pool") as Supervisor;
+    await pool2.terminateChild("w2");
+    pool2.deleteChild("w2");
+    const gone = await request(new URL("actions/restart", view.url).href, { method: "POST", headers, body: '{"path":"app/pool/w2"}' });
+    expect(gone.status).toBe(404);
   });
 });
