@@ -285,6 +285,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
 
   /** Names this node holds: name → its bucket revision and device. */
   readonly #exports = new Map<string, { board: Plugboard; revision: number; sub: Subscription | undefined; server: Server | undefined }>();
+  /** The names each exported device holds (usually one). */
+  readonly #exportsOf = new Map<DeviceId, string[]>();
   /** Every name in the bucket, as last seen by the watcher: who holds it. */
   readonly #names = new Map<string, { key: string; dev: number; revision: number }>();
   readonly #spawners = new Map<string, SpawnFunction>();
@@ -876,7 +878,8 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
         if (peer !== undefined) this.#send(peer, ["end", dev, wire]);
       }
     }
-    for (const [name, ex] of this.#exports) if (ex.board.id === dev) this.#withdraw(name, ex);
+    const names = this.#exportsOf.get(dev);
+    if (names !== undefined) for (const name of [...names]) this.#withdraw(name, this.#exports.get(name)!);
   }
 
   /** @internal A local device notify-linked to `proxy` ended: make sure the remote device hears it. */
@@ -1031,14 +1034,22 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     const seen = new Map<string, number>();
     if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(seen, server, m) });
     this.#exports.set(name, entry);
+    const held = this.#exportsOf.get(board.id);
+    if (held === undefined) this.#exportsOf.set(board.id, [name]);
+    else held.push(name);
     this.#names.set(name, { key, dev: board.id, revision });
     // serve() resolves once the server has the subscription: a call made right after it is not a no-responders.
     if (entry.sub !== undefined) await this.#nc.flush().catch(() => {});
     return new RemoteLine(this, { board, nodeName: this.#name, incarnation: this.#inc, remoteId: board.id }, name);
   }
 
-  #withdraw(name: string, ex: { revision: number; sub: Subscription | undefined }): void {
+  #withdraw(name: string, ex: { board: Plugboard; revision: number; sub: Subscription | undefined }): void {
     this.#exports.delete(name);
+    const held = this.#exportsOf.get(ex.board.id);
+    if (held !== undefined) {
+      held.splice(held.indexOf(name), 1);
+      if (held.length === 0) this.#exportsOf.delete(ex.board.id);
+    }
     ex.sub?.unsubscribe();
     this.#deleteName(name, ex.revision);
   }
