@@ -97,6 +97,8 @@ const DEFAULT_HEARTBEAT_MS = 1000;
 const DEFAULT_MISSED = 5;
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 const NAME = /^[A-Za-z0-9_=/-]+(\.[A-Za-z0-9_=/-]+)*$/;
+const OK = new TextEncoder().encode("ok");
+const REFUSED = new TextEncoder().encode("refused");
 /** Endings remembered for devices whose id left this node, so a late monitor still hears the real one. */
 const ENDED_MEMORY = 65_536;
 
@@ -789,7 +791,7 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
       return;
     }
     if (this.#tombstones.has(batch.f)) {
-      m.respond(new TextEncoder().encode("refused"));
+      m.respond(REFUSED);
       return;
     }
     const peer = this.#peerOf(batch.f);
@@ -797,9 +799,16 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     peer.lastSeen = Math.max(peer.lastSeen, performance.now());
     if (batch.s > peer.applied) {
       peer.applied = batch.s;
-      for (const op of batch.o) this.#apply(peer, op);
+      for (const op of batch.o) {
+        try {
+          this.#apply(peer, op);
+        } catch (error) {
+          // A malformed operation must not cost the rest of the batch; it is reported, never silent.
+          process.emitWarning(`backplane cluster: control operation ${JSON.stringify(op)} from ${peer.key} failed: ${error instanceof Error ? error.message : String(error)}`, { type: "BackplaneClusterWarning" });
+        }
+      }
     }
-    m.respond(new TextEncoder().encode("ok"));
+    m.respond(OK);
   }
 
   #apply(peer: Peer, op: Op): void {
