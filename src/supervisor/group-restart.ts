@@ -42,6 +42,11 @@ type Phase =
   | { readonly kind: "done" };
 
 const DONE: Phase = { kind: "done" };
+
+/** Timer callback with the restart as its argument: no closure per restart. */
+function elapsed(plan: GroupRestart): void {
+  plan.elapsed();
+}
 const BEGIN: Phase = { kind: "stopping", child: undefined };
 
 export class GroupRestart {
@@ -166,14 +171,15 @@ export class GroupRestart {
   /** Wait the delay (a retry always waits at least one turn of the event loop), then start. */
   #wait(): void {
     const delay = this.delay;
-    if (delay > 0) this.#phase = { kind: "waiting", timer: setAnyTimeout(this.#elapsed, delay), immediate: false };
-    else if (this.#retrying) this.#phase = { kind: "waiting", timer: setImmediate(this.#elapsed), immediate: true };
+    if (delay > 0) this.#phase = { kind: "waiting", timer: setAnyTimeout(elapsed, delay, this), immediate: false };
+    else if (this.#retrying) this.#phase = { kind: "waiting", timer: setImmediate(elapsed, this), immediate: true };
     else this.#startNext();
   }
 
-  readonly #elapsed = (): void => {
+  /** @internal The delay (or the turn before a retry) is over. */
+  elapsed(): void {
     if (this.#phase.kind === "waiting") this.#startNext();
-  };
+  }
 
   /**
    * Start, in order, every member waiting for this restart; a start through

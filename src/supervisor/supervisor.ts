@@ -102,7 +102,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   readonly #window: RestartWindow;
   #phase: Phase = "idle";
   /** Restarts being carried out. */
-  readonly #restarts = new Set<GroupRestart>();
+  /** (Usually none or one: an array, whose push and removal cost less than a Set's on the restart path.) */
+  #restarts: GroupRestart[] = [];
   /** Children that the API stopped or deleted while `start()` had not reached them yet. */
   readonly #held = new Set<Child>();
   /** Exits seen while `start()` was still starting later children, handled once it is running. */
@@ -531,7 +532,7 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   }
 
   #startSettled(child: Child, outcome: StartOutcome, owner: GroupRestart | undefined): void {
-    if (owner !== undefined && this.#restarts.has(owner)) owner.startSettled(child, outcome);
+    if (owner !== undefined && this.#restarts.includes(owner)) owner.startSettled(child, outcome);
   }
 
   /** A child's run ended: report it, then — when nobody asked it to stop — decide what comes next. */
@@ -610,16 +611,18 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     }
     // A newer restart takes over any older one it overlaps: the members the older one still holds
     // (not those it already brought back, nor those it let go). OTP would have finished the older one first.
-    for (const older of this.#restarts) {
-      const held = older.members.filter((m) => older.holds(m));
-      if (!held.some((m) => members.includes(m))) continue;
-      for (const m of held) if (!members.includes(m)) members.push(m);
-      this.#restarts.delete(older);
-      older.cancel();
+    if (this.#restarts.length > 0) {
+      for (const older of [...this.#restarts]) {
+        const held = older.members.filter((m) => older.holds(m));
+        if (!held.some((m) => members.includes(m))) continue;
+        for (const m of held) if (!members.includes(m)) members.push(m);
+        this.#restartFinished(older);
+        older.cancel();
+      }
     }
     if (members.length > 1) members.sort((a, b) => children.indexOf(a) - children.indexOf(b));
     const plan = new GroupRestart(this.#host, members, delay);
-    this.#restarts.add(plan);
+    this.#restarts.push(plan);
     plan.begin();
   }
 
@@ -638,7 +641,11 @@ export class Supervisor extends Emitter<SupervisorEvents> {
   }
 
   #restartFinished(plan: GroupRestart): void {
-    this.#restarts.delete(plan);
+    const restarts = this.#restarts;
+    const at = restarts.indexOf(plan);
+    if (at < 0) return;
+    if (at === restarts.length - 1) restarts.pop();
+    else restarts.splice(at, 1);
   }
 
   /** A member of a restart is not coming back. */
@@ -751,8 +758,9 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       return this.#shutdown;
     }
     this.#phase = "stopping";
-    for (const plan of this.#restarts) plan.cancel();
-    this.#restarts.clear();
+    const restarts = this.#restarts;
+    this.#restarts = [];
+    for (const plan of restarts) plan.cancel();
     this.#shutdown = (async () => {
       await this.#stopAll(kill);
       this.#phase = "stopped";
