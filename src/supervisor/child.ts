@@ -138,8 +138,8 @@ export class Incarnation implements RunObserver {
   cancel: (() => void) | undefined = undefined;
   /** A stop asked for while init ran: carried out as soon as the run begins, if init won the race. */
   pendingStop: { readonly from: number; readonly request: StopRequest; readonly kill: boolean } | undefined = undefined;
-  /** Woken once this incarnation is fully down (made only when someone waits). */
-  waiters: (() => void)[] | undefined = undefined;
+  /** Woken once this incarnation is fully down: usually one waiter (its stopper), so no array until a second. */
+  waiters: (() => void) | (() => void)[] | undefined = undefined;
 
   constructor(child: Child, device: Device, ctx: Context) {
     this.child = child;
@@ -163,11 +163,17 @@ export class Incarnation implements RunObserver {
   wake(): void {
     const waiters = this.waiters;
     this.waiters = undefined;
-    if (waiters !== undefined) for (const wake of waiters) wake();
+    if (typeof waiters === "function") waiters();
+    else if (waiters !== undefined) for (const wake of waiters) wake();
   }
 
   whenDown(): Promise<void> {
-    return new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
+    return new Promise<void>((resolve) => {
+      const waiters = this.waiters;
+      if (waiters === undefined) this.waiters = resolve;
+      else if (typeof waiters === "function") this.waiters = [waiters, resolve];
+      else waiters.push(resolve);
+    });
   }
 }
 
