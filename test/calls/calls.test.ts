@@ -208,7 +208,7 @@ describe("registry", () => {
   });
 });
 
-describe("calls: regressions found in review", () => {
+describe("calls: a dying server in the same tick, timed-out records", () => {
   it("a call made in the same tick as the device's disconnect is refused, even when someone else reads the device", async () => {
     const device = new Device();
     const controller = new AbortController();
@@ -234,7 +234,7 @@ describe("calls: regressions found in review", () => {
   });
 });
 
-describe("calls: regressions found in the independent review", () => {
+describe("calls: long queues and long-lived signals", () => {
   it("a long queue answered synchronously after an async reply is served without recursion", async () => {
     let release!: (v: number) => void;
     const server = serve(new Device(), (n: number) => (n === 0 ? new Promise<number>((r) => (release = r)) : n));

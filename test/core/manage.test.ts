@@ -629,7 +629,7 @@ describe("manage: shutdown grace period (options.grace)", () => {
   });
 });
 
-describe("manage: regressions found in the independent review", () => {
+describe("manage: long mailboxes, hostile thenables, queued faults, records", () => {
   it("draining a long mailbox is linear (no quadratic shift)", () => {
     const d = new Device();
     const line = d.line();

@@ -135,7 +135,7 @@ describe("Executor: bad input", () => {
   });
 });
 
-describe("Executor: regressions found in review", () => {
+describe("Executor: loading failures, records, close and idle workers", () => {
   const exitsOnLoad = fileURLToPath(new URL("../fixtures/exits-on-load.mjs", import.meta.url));
 
   it("a module that exits (even with code 0) while loading is spawn-failed, not an endless respawn", async () => {
