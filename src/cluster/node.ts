@@ -1440,6 +1440,10 @@ export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
     const drained = await Promise.race([this.#nc.drain().then(() => "ok" as const, () => "failed" as const), gaveUp]);
     clearAnyTimeout(timer);
     if (drained !== "ok") await this.#nc.close().catch(() => {});
+    // The socket is gone when close() resolves (bounded: a connection closed while reconnecting may never report it).
+    let closedTimer: AnyTimer;
+    await Promise.race([this.#nc.closed(), new Promise<void>((resolve) => (closedTimer = setAnyTimeout(resolve, this.heartbeatMs)))]);
+    clearAnyTimeout(closedTimer);
     await Promise.allSettled([...this.#background]);
     this.#status = "closed";
   }

@@ -81,10 +81,30 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       expect(err).toMatchObject({ code: "name-taken" });
     });
 
-    it("close leaves no handle: closing twice is fine", async () => {
-      const a = await join("solo");
+    it("close leaves no handle (no timer, no socket) after calls, links and casts; closing twice is fine", async () => {
+      const count = (): Record<string, number> => {
+        const out: Record<string, number> = {};
+        for (const r of process.getActiveResourcesInfo()) if (r === "Timeout" || r === "TCPSocketWrap") out[r] = (out[r] ?? 0) + 1;
+        return out;
+      };
+      const before = count();
+      const [a, b] = await pair();
+      await b.serve(new Device(), (x: unknown) => x, { name: "e" });
+      await a.call("e", 1, { timeout: 1_000 });
+      const w = new Device();
+      w.link((await a.lookup("e"))!, "peer");
+      await a.flush();
+      a.cast("e", "x");
       await a.close();
+      await b.close();
       await a.close();
+      // A destroyed socket's handle is released in the event loop's close phase, after the turn that destroyed it.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      const after = count();
+      // No more than before (sockets of earlier tests' nodes may still have been closing then).
+      expect(after.TCPSocketWrap ?? 0).toBeLessThanOrEqual(before.TCPSocketWrap ?? 0);
+      expect(after.Timeout ?? 0).toBeLessThanOrEqual(before.Timeout ?? 0); // the test runner's own timers come and go
     });
 
     it("bad options are typed errors", async () => {
