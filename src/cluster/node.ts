@@ -23,7 +23,7 @@ import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyT
 import { CallError } from "../calls/call-error.js";
 import { serve, type Server } from "../calls/server.js";
 import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
-import { type LineHost, type ProxyRef, RemoteLine } from "./remote-line.js";
+import { type ProxyRef, RemoteLine } from "./remote-line.js";
 import { decodeJson, decodeValue, encodeJson, encodeValue, faultFromWire, faultToWire, type WireFault } from "./wire.js";
 
 /** A node as the cluster knows it: a name, and the incarnation that tells restarts apart. */
@@ -261,7 +261,8 @@ function newIncarnation(): string {
  * await otherNode.call("doubler", 21); // 42
  * ```
  */
-export class ClusterNode extends Emitter<NodeEvents> implements LineHost {
+// It is the LineHost of its RemoteLines (structurally: the interface is internal and stays out of the declarations).
+export class ClusterNode extends Emitter<NodeEvents> {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #cluster: string;

@@ -16,7 +16,7 @@ import type { Message } from "../core/message.js";
 import type { Plugboard } from "../core/plugboard.js";
 import { ClusterError } from "./cluster-error.js";
 
-/** What a RemoteLine needs from its node (internal). */
+/** @internal What a RemoteLine needs from its node. */
 export interface LineHost {
   /** Send a shutdown request to the remote device; false when it is known to be gone. */
   shutdownRemote(proxy: ProxyRef, from: DeviceId): boolean;
