@@ -60,6 +60,10 @@ export function errorText(error: unknown): string {
     if (error instanceof Error) return String(error.message);
     return String(error);
   } catch {
-    return Object.prototype.toString.call(error);
+    try {
+      return Object.prototype.toString.call(error);
+    } catch {
+      return "an unprintable value"; // a revoked Proxy throws even here
+    }
   }
 }

@@ -9,6 +9,7 @@
  */
 import { channel } from "node:diagnostics_channel";
 import { EventEmitter } from "eventemitter3";
+import { errorText } from "./describe.js";
 import { BackplaneError } from "./error.js";
 import { describeValue } from "./timer.js";
 
@@ -106,9 +107,18 @@ function publish(source: object, event: string, payload: unknown): void {
  * ```
  */
 export function reportListenerError(source: object, what: string, error: unknown): void {
-  const name = (source as { name?: unknown }).name;
-  const owner = typeof name === "string" ? `"${name}"` : source.constructor.name;
-  const message = error instanceof Error ? error.message : String(error);
-  const detail = error instanceof Error && error.stack !== undefined ? error.stack : undefined;
-  process.emitWarning(`${what} of ${owner} threw: ${message}`, { type: LISTENER_WARNING, ...(detail !== undefined && { detail }) });
+  // Must never throw itself: it is the last line between a user's callback and the library's state.
+  let owner = "an emitter";
+  let detail: string | undefined;
+  try {
+    const name = (source as { name?: unknown }).name;
+    owner = typeof name === "string" ? `"${name}"` : source.constructor.name;
+  } catch {}
+  try {
+    const stack = error instanceof Error ? error.stack : undefined;
+    detail = typeof stack === "string" ? stack : undefined;
+  } catch {}
+  try {
+    process.emitWarning(`${what} of ${owner} threw: ${errorText(error)}`, { type: LISTENER_WARNING, ...(detail !== undefined && { detail }) });
+  } catch {}
 }

@@ -124,14 +124,15 @@ export class TreeModel {
     const nodes = new Map<string, NodeView>();
     const objects = new Map<string, Observable>();
     const sources = new Set<object>();
-    const used = new Map<string, number>();
+    const used = new Set<string>();
     const rootPaths: string[] = [];
     if (full) this.#mailboxes = new Map();
     for (const root of this.#roots) {
-      let key = encodeURIComponent(root.name);
-      const n = (used.get(key) ?? 0) + 1;
-      used.set(key, n);
-      if (n > 1) key = `${key}~${n}`;
+      // Unique even when names collide with a made-up suffix ("app", "app", "app~2").
+      const base = pathSegment(root.name);
+      let key = base;
+      for (let n = 2; used.has(key); n++) key = `${base}~${n}`;
+      used.add(key);
       rootPaths.push(key);
       if (full) this.#walk(snapshot(root), root, key, null, nodes, objects, sources);
       else {
@@ -170,7 +171,7 @@ export class TreeModel {
     nodes.set(path, view);
     if (!(obj instanceof Supervisor)) return;
     for (const info of obj.whichChildren()) {
-      const childPath = `${path}/${encodeURIComponent(info.id)}`;
+      const childPath = `${path}/${pathSegment(info.id)}`;
       view.children.push(childPath);
       const childObj = info.type === "supervisor" && info.status === "running" ? stateOf(obj, info.id) : undefined;
       this.#fast(info, childObj, childPath, path, nodes, objects, sources);
@@ -208,7 +209,7 @@ export class TreeModel {
     if (obj !== undefined) this.#owned(view, obj, path, objects, sources);
     nodes.set(path, view);
     for (const child of node.children) {
-      const childPath = `${path}/${encodeURIComponent(child.id)}`;
+      const childPath = `${path}/${pathSegment(child.id)}`;
       view.children.push(childPath);
       const childObj = child.kind !== "worker" && obj instanceof Supervisor ? stateOf(obj, child.id) : undefined;
       this.#walk(child, childObj, childPath, path, nodes, objects, sources);
@@ -272,4 +273,13 @@ function viewOfRecord(r: ExecutionRecord): RecordView {
   const view: RecordView = { name: r.name, start: r.start, duration: r.duration, outcome: r.outcome };
   if (r.fault !== undefined) view.fault = describeFault(r.fault);
   return view;
+}
+
+/**
+ * A child id as one segment of a node path. Never throws: an id with a lone
+ * surrogate half (an emoji cut by `.slice()`) has it replaced first, where
+ * `encodeURIComponent` alone would throw a URIError into the observer.
+ */
+export function pathSegment(id: string): string {
+  return encodeURIComponent((String(id) as string & { toWellFormed(): string }).toWellFormed());
 }

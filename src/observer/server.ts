@@ -26,6 +26,7 @@ import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { hostname as osHostname } from "node:os";
+import { errorText } from "../core/describe.js";
 import { type ChannelMessage, EVENTS_CHANNEL } from "../core/emitter.js";
 import { BackplaneError } from "../core/error.js";
 import type { ExecutionRecord } from "../core/records.js";
@@ -91,6 +92,10 @@ export interface ObserveOptions {
   heartbeat?: number;
   /** Bytes a client's socket may hold unsent before the client is dropped. Default 4 MiB. */
   maxBuffered?: number;
+  /** Live `/events` clients at once; one more is answered 503. Default 16. */
+  maxClients?: number;
+  /** Open HTTP connections at once (Node's `server.maxConnections`); more are refused at accept. Default 64. */
+  maxConnections?: number;
 }
 
 /**
@@ -146,7 +151,9 @@ export async function observe(root: Observable | readonly Observable[], options:
   const roots = Array.isArray(root) ? [...(root as readonly Observable[])] : [root as Observable];
   const config = checkOptions(roots, options);
   const hub = new Hub(roots, config);
-  const server = createServer((req, res) => hub.handle(req, res));
+  // Header and request timeouts are only enforced as often as this interval says (Node's default: 30 s).
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => hub.handle(req, res));
+  server.maxConnections = config.maxConnections;
   // Bad bytes on a connection end that connection, never the process.
   server.on("clientError", (_error, socket) => socket.destroy());
   server.requestTimeout = 10_000;
@@ -182,6 +189,8 @@ interface Config {
   coalesce: number;
   heartbeat: number;
   maxBuffered: number;
+  maxClients: number;
+  maxConnections: number;
 }
 
 function checkOptions(roots: Observable[], options: ObserveOptions): Config {
@@ -190,7 +199,9 @@ function checkOptions(roots: Observable[], options: ObserveOptions): Config {
   for (const r of roots) {
     if (!(r instanceof Supervisor) && !(r instanceof TaskSupervisor)) throw bad(`observe() watches a Supervisor, DynamicSupervisor or TaskSupervisor, not ${describeValue(r)}`);
   }
-  const { host = "127.0.0.1", port = 0, token, actions = false, allowedHosts = [], records = 20, coalesce = 25, heartbeat = 10_000, maxBuffered = 4 * 1024 * 1024 } = options;
+  const { host = "127.0.0.1", port = 0, token, actions = false, allowedHosts = [], records = 20, coalesce = 25, heartbeat = 10_000, maxBuffered = 4 * 1024 * 1024, maxClients = 16, maxConnections = 64 } = options;
+  if (!Number.isInteger(maxClients) || maxClients < 1) throw bad(`maxClients must be an integer ≥ 1, not ${describeValue(maxClients)}`);
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) throw bad(`maxConnections must be an integer ≥ 1, not ${describeValue(maxConnections)}`);
   if (typeof host !== "string" || host === "") throw bad(`host must be a non-empty string, not ${describeValue(host)}`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw bad(`port must be an integer from 0 to 65535, not ${describeValue(port)}`);
   if (token !== undefined && (typeof token !== "string" || token === "")) throw bad("token must be a non-empty string");
@@ -200,12 +211,14 @@ function checkOptions(roots: Observable[], options: ObserveOptions): Config {
   const badTime = durationProblem("coalesce", coalesce) ?? durationProblem("heartbeat", heartbeat);
   if (badTime !== undefined) throw bad(badTime);
   if (coalesce === Number.POSITIVE_INFINITY) throw bad("coalesce must be finite: changes would never be sent");
+  // Each heartbeat re-reads the whole tree: faster than this would cost the observed app more than the view is worth.
+  if (heartbeat < 10) throw bad(`heartbeat must be at least 10 ms, not ${describeValue(heartbeat)}`);
   if (typeof maxBuffered !== "number" || !(maxBuffered > 0)) throw bad(`maxBuffered must be a number of bytes > 0, not ${describeValue(maxBuffered)}`);
   if (token === undefined && !isLoopback(host)) {
     throw new ObserverError("token-required", `host ${host} is reachable from other machines: pass a token (observe(root, { host, token }))`);
   }
   if (token === undefined && actions) throw new ObserverError("token-required", "actions: true needs a token, so that only who holds it can terminate or restart children");
-  return { host, port, token, actions, allowedHosts: allowedHosts.map((h) => h.toLowerCase()), records, coalesce, heartbeat, maxBuffered };
+  return { host, port, token, actions, allowedHosts: allowedHosts.map((h) => h.toLowerCase()), records, coalesce, heartbeat, maxBuffered, maxClients, maxConnections };
 }
 
 function bad(message: string): ObserverError {
@@ -352,6 +365,17 @@ class Hub {
       chunks.push(chunk);
     });
     req.on("end", () => {
+      // A request that goes wrong answers 500; it never throws into the observed app.
+      try {
+        this.#act(res, what, size, chunks);
+      } catch {
+        if (!res.headersSent) send(res, 500, "text/plain", "the action failed\n");
+      }
+    });
+  }
+
+  #act(res: ServerResponse, what: "terminate" | "restart", size: number, chunks: Buffer[]): void {
+    {
       if (size > BODY_LIMIT) return;
       let path: unknown;
       try {
@@ -375,15 +399,27 @@ class Hub {
         () => send(res, 200, "application/json", `${JSON.stringify({ ok: true, action: what, path })}\n`),
         (error: unknown) => {
           const code = error instanceof BackplaneError ? error.code : "failed";
-          send(res, 409, "application/json", `${JSON.stringify({ ok: false, code, message: error instanceof Error ? error.message : String(error) })}\n`);
+          send(res, 409, "application/json", `${JSON.stringify({ ok: false, code, message: errorText(error) })}\n`);
         },
       );
-    });
+    }
   }
 
   // ------------------------------------------------------------ SSE
 
   #connect(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#clients.size >= this.#config.maxClients) return send(res, 503, "text/plain", "too many observers connected\n");
+    try {
+      this.#open(req, res);
+    } catch {
+      // The first picture could not be made: leave nothing subscribed behind, answer the one client.
+      if (this.#clients.size === 0) this.#detach();
+      if (!res.headersSent) send(res, 500, "text/plain", "the view could not be built\n");
+      else res.destroy();
+    }
+  }
+
+  #open(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", Connection: "keep-alive", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff" });
     const client: Client = { res, missed: false, stuck: false };
     const first = this.#clients.size === 0;
@@ -447,8 +483,16 @@ class Hub {
     this.#model.reset();
   }
 
+  // A channel subscriber that throws becomes an uncaught exception in the observed app: this one never throws.
   readonly #onEvent = (message: unknown): void => {
-    const { source, event, payload } = message as ChannelMessage;
+    try {
+      this.#noteEvent(message as ChannelMessage);
+    } catch {
+      // A model that cannot take this event is rebuilt from scratch at the next heartbeat.
+    }
+  };
+
+  #noteEvent({ source, event, payload }: ChannelMessage): void {
     if (!this.#model.sources.has(source)) return;
     if (event === "record" && source instanceof TaskSupervisor) this.#model.noteTaskRecord(source, payload as ExecutionRecord);
     if (this.#flushTimer !== undefined) return;
@@ -456,12 +500,21 @@ class Hub {
     // least 50 ms apart (twenty updates a second is more than a person can follow) and 19× their own cost (≤ ~5% of the process).
     const spaced = this.#lastFlushEnd + Math.max(MIN_FLUSH_GAP, 19 * this.#lastFlushCost) - performance.now();
     this.#flushTimer = setAnyTimeout(this.#flush, Math.max(this.#config.coalesce, spaced));
-  };
+  }
 
   readonly #flush = (): void => {
     this.#flushTimer = undefined;
-    this.#flushNow();
+    this.#safely(false);
   };
+
+  /** A flush from a timer: whatever goes wrong stays in the observer (clients get a fresh picture next time), never the app's. */
+  #safely(full: boolean): void {
+    try {
+      this.#flushNow(full);
+    } catch {
+      // Nothing to undo: the next heartbeat walks the whole tree again and sends what changed.
+    }
+  }
 
   /** Send what changed to every client. `full` also re-reads mailbox lengths (they change without events). */
   #flushNow(full = false): void {
@@ -495,8 +548,8 @@ class Hub {
       }
     }
     if (this.#clients.size === 0) return;
-    this.#flushNow(true); // figures that move without events: intensity inside its window, mailbox lengths
     this.#heartbeatTimer = setAnyTimeout(this.#beat, this.#config.heartbeat);
+    this.#safely(true); // figures that move without events: intensity inside its window, mailbox lengths
   };
 
   async closeAll(server: HttpServer): Promise<void> {

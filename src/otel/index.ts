@@ -152,47 +152,62 @@ export function instrument(options: InstrumentOptions = {}): () => void {
   subscribe(EVENTS_CHANNEL, onChannel);
 
   const detach: (() => void)[] = [() => unsubscribe(EVENTS_CHANNEL, onChannel)];
-  for (const source of sources) {
-    const operation = operationOf(source);
-    const listener = (record: ExecutionRecord) => onRecord(source, operation, record);
-    source.on("record", listener);
-    detach.push(() => source.off("record", listener));
-    const events = source as Partial<Pick<Supervisor, "on" | "off">>;
-    if (source instanceof Supervisor || source instanceof TaskSupervisor) {
-      const restarted = (e: ChildRestartedEvent) => restarts.add(1, { "backplane.source": source.name, "backplane.child": e.id });
-      const exceeded = (e: RestartIntensityExceededEvent) => gaveUp.add(1, { "backplane.source": source.name, "backplane.child": e.id });
-      events.on?.("child-restarted", restarted);
-      events.on?.("restart-intensity-exceeded", exceeded);
-      detach.push(() => {
-        events.off?.("child-restarted", restarted);
-        events.off?.("restart-intensity-exceeded", exceeded);
-      });
-    }
-  }
-  if (runs) {
-    const onRun = (record: ExecutionRecord) => onRecord(undefined, "manage", record);
-    runRecords.on("record", onRun);
-    detach.push(() => runRecords.off("record", onRun));
-  }
-  if (roots.length > 0) {
-    const observeMailboxes = (result: { observe(value: number, attributes?: Attributes): void }) => {
-      for (const root of roots) {
-        try {
-          walk(snapshot(root), root.name, (path, length) => result.observe(length, { "backplane.path": path }));
-        } catch {
-          // a tree mid-change: the next collection reads it
-        }
+  const undoAll = (): void => {
+    for (const undo of detach) {
+      try {
+        undo();
+      } catch {
+        // keep undoing the rest
       }
-    };
-    mailbox.addCallback(observeMailboxes);
-    detach.push(() => mailbox.removeCallback(observeMailboxes));
+    }
+  };
+  // Everything attached so far is removed again if a later step throws (a meter whose addCallback throws).
+  try {
+    for (const source of sources) {
+      const operation = operationOf(source);
+      const listener = (record: ExecutionRecord) => onRecord(source, operation, record);
+      source.on("record", listener);
+      detach.push(() => source.off("record", listener));
+      const events = source as Partial<Pick<Supervisor, "on" | "off">>;
+      if (source instanceof Supervisor || source instanceof TaskSupervisor) {
+        const restarted = (e: ChildRestartedEvent) => restarts.add(1, { "backplane.source": source.name, "backplane.child": e.id });
+        const exceeded = (e: RestartIntensityExceededEvent) => gaveUp.add(1, { "backplane.source": source.name, "backplane.child": e.id });
+        events.on?.("child-restarted", restarted);
+        events.on?.("restart-intensity-exceeded", exceeded);
+        detach.push(() => {
+          events.off?.("child-restarted", restarted);
+          events.off?.("restart-intensity-exceeded", exceeded);
+        });
+      }
+    }
+    if (runs) {
+      const onRun = (record: ExecutionRecord) => onRecord(undefined, "manage", record);
+      runRecords.on("record", onRun);
+      detach.push(() => runRecords.off("record", onRun));
+    }
+    if (roots.length > 0) {
+      const observeMailboxes = (result: { observe(value: number, attributes?: Attributes): void }) => {
+        for (const root of roots) {
+          try {
+            walk(snapshot(root), root.name, (path, length) => result.observe(length, { "backplane.path": path }));
+          } catch {
+            // a tree mid-change: the next collection reads it
+          }
+        }
+      };
+      mailbox.addCallback(observeMailboxes);
+      detach.push(() => mailbox.removeCallback(observeMailboxes));
+    }
+  } catch (error) {
+    undoAll();
+    throw error;
   }
 
   let attached = true;
   return () => {
     if (!attached) return;
     attached = false;
-    for (const undo of detach) undo();
+    undoAll();
   };
 }
 

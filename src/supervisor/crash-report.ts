@@ -11,6 +11,7 @@
  * does; a logger that throws is reported as a process warning and the
  * supervisor goes on.
  */
+import { errorText } from "../core/describe.js";
 import { reportListenerError } from "../core/emitter.js";
 import type { Fault } from "../core/fault.js";
 import type { ChildExitedEvent, ChildRestartedEvent, RestartIntensityExceededEvent, SupervisorEvents } from "./events.js";
@@ -255,11 +256,11 @@ function faultLine(fault: Fault): string {
 }
 
 function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
+  if (typeof error === "string") return error;
   try {
-    return typeof error === "string" ? error : String(error);
+    return error instanceof Error ? String(error.message) : String(error);
   } catch {
-    return Object.prototype.toString.call(error);
+    return errorText(error); // a message getter or toString that throws: shown by its type, never thrown
   }
 }
 

@@ -448,3 +448,60 @@ describe("observe: actions", () => {
     expect(gone.status).toBe(404);
   });
 });
+
+describe("observe: hostile trees and clients never reach the observed app", () => {
+  const token = "hostile-test-token";
+
+  it("a child id with a lone surrogate half: actions, snapshots and live updates still work", async () => {
+    const cut = "🚀rocket".slice(1); // a lone low surrogate, as .slice() makes of an emoji
+    const odd = worker(cut);
+    const db = worker("db");
+    const sup = await started(new Supervisor({ name: "app", children: [odd.spec, db.spec] }));
+    const view = await watch(sup, { actions: true, token });
+    const client = await sse(view.url, { Authorization: `Bearer ${token}` });
+    expect((await client.next("snapshot")).data.nodes.length).toBeGreaterThan(1);
+    const { host } = new URL(view.url);
+    const headers = { "Content-Type": "application/json", Authorization: `Bearer ${token}`, Origin: `http://${host}`, "Sec-Fetch-Site": "same-origin" };
+    const res = await request(new URL("actions/terminate", view.url).href, { method: "POST", headers, body: '{"path":"app/db"}' });
+    expect(res.status).toBe(200);
+    expect((await request(new URL("snapshot.json", view.url).href, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    client.close();
+  });
+
+  it("a task that fails with a revoked Proxy while a page is open: the app goes on", async () => {
+    const tasks = new TaskSupervisor({ name: "jobs" });
+    open.push({ close: () => tasks.stop() });
+    const view = await watch(tasks, { token });
+    const client = await sse(view.url, { Authorization: `Bearer ${token}` });
+    await client.next("snapshot");
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    await expect(tasks.async(() => Promise.reject(proxy))).rejects.toBeDefined();
+    await expect(tasks.async(() => 1)).resolves.toBe(1);
+    client.close();
+  });
+
+  it("more /events clients than maxClients are answered 503; too-fast heartbeats and bad caps are refused", async () => {
+    const { sup } = app();
+    await started(sup);
+    const view = await watch(sup, { token, maxClients: 1 });
+    const first = await sse(view.url, { Authorization: `Bearer ${token}` });
+    const second = await request(new URL("events", view.url).href, { headers: { Authorization: `Bearer ${token}` } });
+    expect(second.status).toBe(503);
+    first.close();
+    await expect(observe(sup, { heartbeat: 0 })).rejects.toMatchObject({ code: "invalid-argument" });
+    await expect(observe(sup, { maxClients: 0 })).rejects.toMatchObject({ code: "invalid-argument" });
+  });
+
+  it("roots with colliding names still get one path each (app, app, app~2)", async () => {
+    const a = worker("a");
+    const b = worker("b");
+    const c = worker("c");
+    const roots = [new Supervisor({ name: "app", children: [a.spec] }), new Supervisor({ name: "app", children: [b.spec] }), new Supervisor({ name: "app~2", children: [c.spec] })];
+    for (const r of roots) await started(r);
+    const view = await watch(roots, { token });
+    const res = await request(new URL("snapshot.json", view.url).href, { headers: { Authorization: `Bearer ${token}` } });
+    const snap = JSON.parse(res.body) as { roots: string[] };
+    expect(new Set(snap.roots).size).toBe(3);
+  });
+});

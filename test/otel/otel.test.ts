@@ -221,3 +221,16 @@ describe("OpenTelemetry is optional", () => {
     expect(offenders).toEqual([]);
   });
 });
+
+describe("instrument: a setup that fails leaves nothing behind", () => {
+  it("a meter whose gauge callback cannot be added: instrument throws, and no subscription or listener stays", () => {
+    const sup = new Supervisor({ name: "app", children: [] });
+    const gauge = { addCallback: () => { throw new Error("meter broken"); }, removeCallback: () => {} };
+    const meter = { createCounter: () => ({ add() {} }), createHistogram: () => ({ record() {} }), createObservableGauge: () => gauge, createUpDownCounter: () => ({ add() {} }) };
+    const meterProvider = { getMeter: () => meter } as never;
+    const before = sup.listenerCount("record");
+    expect(() => instrument({ meterProvider, roots: [sup], sources: [sup] })).toThrow("meter broken");
+    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false);
+    expect(sup.listenerCount("record")).toBe(before);
+  });
+});

@@ -549,3 +549,18 @@ describe("listeners are checked when added", () => {
     expect(() => runRecords.on("record", null as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
   });
 });
+
+describe("crash reports of hostile errors", () => {
+  it("an error whose message getter throws, with a logger: reported by its type, and the child is still restarted", async () => {
+    const lines: string[] = [];
+    const hostile = Object.create(Error.prototype, { message: { get: () => { throw new Error("no message for you"); } } }) as Error;
+    let runs = 0;
+    const sup = new Supervisor({ logger: (text) => lines.push(text), intensity: 5, children: [{ id: "h", run: () => (++runs === 1 ? Promise.reject(hostile) : new Promise(() => {})), shutdown: "brutal" }] });
+    const restarted = next(sup, "child-restarted");
+    await sup.start();
+    await restarted;
+    expect(runs).toBe(2);
+    expect(lines.length).toBeGreaterThan(0);
+    await sup.stop();
+  });
+});
