@@ -33,7 +33,8 @@ export function deviceLabel(id: DeviceId, name: string | undefined): string {
  * ```
  */
 export function faultText(fault: Fault | undefined): string {
-  if (fault === undefined) return "clean";
+  if (fault === undefined || fault === null) return "clean";
+  if (typeof fault !== "object") return `not a fault (${typeof fault})`;
   switch (fault.kind) {
     case "error":
       return "error" in fault && fault.error !== undefined ? `error: ${errorText(fault.error)}` : "error";

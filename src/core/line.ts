@@ -3,6 +3,7 @@ import { LinkError } from "./link-error.js";
 import { isLinkMode, type LinkMode } from "./link-mode.js";
 import { isMessage, type Message } from "./message.js";
 import { deliver, isClosed, link, Plugboard, unlink } from "./plugboard.js";
+import { describeValue } from "./timer.js";
 
 /**
  * A weak, cloneable handle to a device: send it messages, link through it,
@@ -112,5 +113,5 @@ export function boardOf(x: unknown): Plugboard {
 /** @internal */
 export function checkMode(mode: unknown): LinkMode {
   if (isLinkMode(mode)) return mode;
-  throw new LinkError("invalid-argument", `link mode must be "monitor", "notify" or "peer", not ${String(mode)}`);
+  throw new LinkError("invalid-argument", `link mode must be "monitor", "notify" or "peer", not ${describeValue(mode)}`);
 }

@@ -215,7 +215,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     if (this.#closing !== undefined) return Promise.reject(new ExecutionError("closed", `executor "${this.name}" is closed`));
     if (!Array.isArray(args)) return Promise.reject(new ExecutionError("invalid-argument", `execute() takes an array of arguments, not ${describeValue(args)}`));
     if (options !== undefined && (typeof options !== "object" || options === null)) return Promise.reject(new ExecutionError("invalid-argument", `execute() options must be an object, not ${describeValue(options)}`));
-    const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+    const timeout = options?.timeout === undefined ? Number.POSITIVE_INFINITY : options.timeout; // null is not "none": it is refused
     const bad = durationProblem("timeout", timeout);
     if (bad !== undefined) return Promise.reject(new ExecutionError("invalid-argument", bad));
     const signal = options?.signal;
@@ -300,7 +300,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
    */
   close(options?: CloseOptions): Promise<void> {
     if (options !== undefined && (typeof options !== "object" || options === null)) return Promise.reject(new ExecutionError("invalid-argument", `close() options must be an object, not ${describeValue(options)}`));
-    const timeout = options?.timeout ?? Number.POSITIVE_INFINITY;
+    const timeout = options?.timeout === undefined ? Number.POSITIVE_INFINITY : options.timeout;
     const bad = durationProblem("timeout", timeout);
     if (bad !== undefined) return Promise.reject(new ExecutionError("invalid-argument", bad));
     if (this.#closing === undefined) this.#closing = this.#close();

@@ -6,6 +6,7 @@ import type { Device } from "../core/device.js";
 import type { DeviceId } from "../core/device-id.js";
 import type { Fault } from "../core/fault.js";
 import { SupervisorError } from "./errors.js";
+import { describeValue } from "../core/timer.js";
 
 /** How a supervisor reacts to one child's restart: only it, all of them, or it and those started after it. */
 export type Strategy = "one-for-one" | "one-for-all" | "rest-for-one";
@@ -111,15 +112,15 @@ export function normalizeSpec(spec: unknown, autoShutdown: "never" | "any-signif
   const id = s.id;
   if (typeof s.run !== "function") throw invalid(id, "run must be a function");
   if (s.init !== undefined && typeof s.init !== "function") throw invalid(id, "init must be a function");
-  const type = s.type ?? "worker";
-  if (type !== "worker" && type !== "supervisor") throw invalid(id, `type must be "worker" or "supervisor", not ${String(type)}`);
-  const restart = s.restart ?? "permanent";
-  if (!RESTARTS.includes(restart)) throw invalid(id, `restart must be permanent, transient or temporary, not ${String(restart)}`);
-  const shutdown = s.shutdown ?? (type === "supervisor" ? "infinity" : 5000);
+  const type = s.type === undefined ? "worker" : s.type;
+  if (type !== "worker" && type !== "supervisor") throw invalid(id, `type must be "worker" or "supervisor", not ${describeValue(type)}`);
+  const restart = s.restart === undefined ? "permanent" : s.restart;
+  if (!RESTARTS.includes(restart)) throw invalid(id, `restart must be permanent, transient or temporary, not ${describeValue(restart)}`);
+  const shutdown = s.shutdown === undefined ? (type === "supervisor" ? "infinity" : 5000) : s.shutdown;
   if (!(shutdown === "brutal" || shutdown === "infinity" || (typeof shutdown === "number" && shutdown >= 0 && Number.isFinite(shutdown)))) {
-    throw invalid(id, `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${String(shutdown)}`);
+    throw invalid(id, `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${describeValue(shutdown)}`);
   }
-  const significant = s.significant ?? false;
+  const significant = s.significant === undefined ? false : s.significant;
   if (typeof significant !== "boolean") throw invalid(id, "significant must be a boolean");
   if (significant && restart === "permanent") throw invalid(id, "a significant child must be transient or temporary (as in OTP)");
   if (significant && autoShutdown === "never") throw invalid(id, 'a significant child needs autoShutdown "any-significant" or "all-significant" (as in OTP)');

@@ -13,6 +13,8 @@
  */
 import { errorText } from "../core/describe.js";
 import { reportListenerError } from "../core/emitter.js";
+import { BackplaneError } from "../core/error.js";
+import { describeValue } from "../core/timer.js";
 import type { Fault } from "../core/fault.js";
 import type { ChildExitedEvent, ChildRestartedEvent, RestartIntensityExceededEvent, SupervisorEvents } from "./events.js";
 import type { EventEmitter } from "eventemitter3";
@@ -124,13 +126,14 @@ export interface ReportingSource {
 }
 
 const CAUSE_DEPTH = 5;
+const REPORT_KINDS: readonly unknown[] = ["child-terminated", "child-restarted", "gave-up"];
 
 /**
  * Report `sup`'s faults, restarts and give-up to `logger` until the returned
  * function is called. Listens to the public events of this one supervisor
  * (nested supervisors are attached on their own).
  *
- * @throws {TypeError} when `logger` is neither a function nor an object with an `error` method.
+ * @throws {BackplaneError} `invalid-argument` when `sup` has no events or `logger` is neither a function nor an object with an `error` method.
  * @example
  * ```ts
  * const detach = attachCrashReports(app, console);
@@ -145,8 +148,11 @@ const CAUSE_DEPTH = 5;
  * ```
  */
 export function attachCrashReports(sup: ReportingSource, logger: CrashLogger, options: CrashReportOptions = {}): () => void {
+  if (typeof sup !== "object" || sup === null || typeof sup.on !== "function" || typeof sup.off !== "function") {
+    throw new BackplaneError("invalid-argument", `attachCrashReports takes a Supervisor, DynamicSupervisor or TaskSupervisor, not ${describeValue(sup)}`);
+  }
   if (typeof logger !== "function" && (typeof logger !== "object" || logger === null || typeof logger.error !== "function")) {
-    throw new TypeError("logger must be a function or a console-shaped object with an error method");
+    throw new BackplaneError("invalid-argument", "logger must be a function or a console-shaped object with an error method");
   }
   const label = options.label ?? sup.name;
   const stackLines = options.stackLines ?? 12;
@@ -201,6 +207,9 @@ function logTo(logger: Exclude<CrashLogger, (...a: never[]) => unknown>, level: 
  * ```
  */
 export function formatCrashReport(report: CrashReport, options: { stackLines?: number } = {}): string {
+  if (typeof report !== "object" || report === null || !REPORT_KINDS.includes(report.kind) || typeof report.at !== "number" || !Number.isFinite(report.at)) {
+    throw new BackplaneError("invalid-argument", `formatCrashReport takes a CrashReport (kind child-terminated, child-restarted or gave-up, and a time), not ${describeValue(report)}`);
+  }
   const stackLines = options.stackLines ?? 12;
   const lines = [`=SUPERVISOR REPORT==== ${new Date(report.at).toISOString()} ===`, field("supervisor", report.supervisor)];
   switch (report.kind) {

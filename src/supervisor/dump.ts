@@ -5,6 +5,8 @@
  */
 import type { Device } from "../core/device.js";
 import { faultText } from "../core/describe.js";
+import { describeValue } from "../core/timer.js";
+import { SupervisorError } from "./errors.js";
 import type { Fault } from "../core/fault.js";
 import type { Strategy } from "./child-spec.js";
 import type { Child } from "./child.js";
@@ -45,6 +47,9 @@ export interface TreeNode {
  * ```
  */
 export function snapshot(root: Supervisor | TaskSupervisor): TreeNode {
+  if (!(root instanceof Supervisor) && !(root instanceof TaskSupervisor)) {
+    throw new SupervisorError("invalid-argument", `a tree dump starts at a Supervisor, DynamicSupervisor or TaskSupervisor, not ${describeValue(root)}`);
+  }
   if (root instanceof TaskSupervisor) return tasksNode({ id: root.name, status: statusOfTasks(root), restarts: 0, device: root.device.id }, root);
   return supervisorNode({ id: root.name, status: root.status, restarts: 0, device: root.device.id }, root);
 }

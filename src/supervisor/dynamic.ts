@@ -6,6 +6,7 @@ import { SupervisorError } from "./errors.js";
 import type { CrashLogger } from "./crash-report.js";
 import type { Backoff } from "./restart.js";
 import { Supervisor, type SupervisorOptions } from "./supervisor.js";
+import { describeValue } from "../core/timer.js";
 
 /** Options of a {@link DynamicSupervisor}. */
 export interface DynamicSupervisorOptions {
@@ -47,7 +48,7 @@ export class DynamicSupervisor extends Supervisor {
     if (typeof options !== "object" || options === null) throw new SupervisorError("invalid-options", "options must be an object");
     const { maxChildren = Number.POSITIVE_INFINITY, extraArguments = [], intensity, period, backoff, name, logger } = options;
     if (!(maxChildren === Number.POSITIVE_INFINITY || (Number.isInteger(maxChildren) && maxChildren >= 0))) {
-      throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${String(maxChildren)}`);
+      throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${describeValue(maxChildren)}`);
     }
     if (!Array.isArray(extraArguments)) throw new SupervisorError("invalid-options", "extraArguments must be an array");
     super({

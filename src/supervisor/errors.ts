@@ -1,3 +1,4 @@
+import { errorText } from "../core/describe.js";
 import { BackplaneError } from "../core/error.js";
 
 /**
@@ -12,6 +13,7 @@ import { BackplaneError } from "../core/error.js";
  * - `intensity-exceeded`: more restarts than `intensity` within `period`: the supervisor gave up.
  * - `max-children`: a DynamicSupervisor is full.
  * - `not-running`: the supervisor is not running (not started yet, stopping or stopped).
+ * - `invalid-argument`: an argument of the wrong kind (a child id that is not a string, a tree that is not a supervisor).
  */
 export type SupervisorErrorCode =
   | "already-started"
@@ -24,7 +26,8 @@ export type SupervisorErrorCode =
   | "start-failed"
   | "intensity-exceeded"
   | "max-children"
-  | "not-running";
+  | "not-running"
+  | "invalid-argument";
 
 /**
  * A typed refusal or ending of a supervisor. Switch on `code`.
@@ -56,7 +59,7 @@ SupervisorError.prototype.name = "SupervisorError";
  */
 export class StartError extends SupervisorError {
   constructor(childId: string, cause: unknown) {
-    super("start-failed", `child "${childId}" failed to start: ${cause instanceof Error ? cause.message : String(cause)}`, { cause, childId });
+    super("start-failed", `child "${childId}" failed to start: ${errorText(cause)}`, { cause, childId });
   }
 }
 StartError.prototype.name = "StartError";

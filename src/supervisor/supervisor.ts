@@ -24,6 +24,7 @@ import { GroupRestart, type RestartHost } from "./group-restart.js";
 import { attachCrashReports, type CrashLogger } from "./crash-report.js";
 import { TaskSupervisor } from "./task.js";
 import { type Backoff, planExit, planRetry, RestartWindow, restartGroup } from "./restart.js";
+import { describeValue } from "../core/timer.js";
 
 export type AutoShutdown = "never" | "any-significant" | "all-significant";
 
@@ -69,6 +70,9 @@ export interface SupervisorOptions {
 type Phase = "idle" | "starting" | "running" | "stopping" | "stopped";
 
 const noop = (): void => {};
+
+/** The most execution records a supervisor keeps (a ring buffer of this size is allocated up front). */
+const MAX_RECORDS = 1_000_000;
 
 /**
  * A supervisor: OTP's behaviour in TypeScript. See docs/supervisors.md.
@@ -127,11 +131,11 @@ export class Supervisor extends Emitter<SupervisorEvents> {
     if (logger !== undefined && typeof logger !== "function" && (typeof logger !== "object" || logger === null || typeof (logger as { error?: unknown }).error !== "function")) {
       throw badOption("logger must be a function or a console-shaped object with an error method");
     }
-    if (!Number.isInteger(records) || records < 0) throw badOption(`records must be an integer ≥ 0, not ${String(records)}`);
-    if (strategy !== "one-for-one" && strategy !== "one-for-all" && strategy !== "rest-for-one") throw badOption(`strategy must be one-for-one, one-for-all or rest-for-one, not ${String(strategy)}`);
-    if (!Number.isInteger(intensity) || intensity < 0) throw badOption(`intensity must be an integer ≥ 0, not ${String(intensity)}`);
-    if (typeof period !== "number" || !(period > 0)) throw badOption(`period must be a number of ms > 0, not ${String(period)}`);
-    if (autoShutdown !== "never" && autoShutdown !== "any-significant" && autoShutdown !== "all-significant") throw badOption(`autoShutdown must be never, any-significant or all-significant, not ${String(autoShutdown)}`);
+    if (!Number.isInteger(records) || records < 0 || records > MAX_RECORDS) throw badOption(`records must be an integer from 0 to ${MAX_RECORDS}, not ${describeValue(records)}`);
+    if (strategy !== "one-for-one" && strategy !== "one-for-all" && strategy !== "rest-for-one") throw badOption(`strategy must be one-for-one, one-for-all or rest-for-one, not ${describeValue(strategy)}`);
+    if (!Number.isInteger(intensity) || intensity < 0) throw badOption(`intensity must be an integer ≥ 0, not ${describeValue(intensity)}`);
+    if (typeof period !== "number" || !(period > 0)) throw badOption(`period must be a number of ms > 0, not ${describeValue(period)}`);
+    if (autoShutdown !== "never" && autoShutdown !== "any-significant" && autoShutdown !== "all-significant") throw badOption(`autoShutdown must be never, any-significant or all-significant, not ${describeValue(autoShutdown)}`);
     if (backoff !== undefined) checkBackoff(backoff);
     if (!Array.isArray(children)) throw badOption("children must be an array of child specs");
     if (name !== undefined && typeof name !== "string") throw badOption("name must be a string");
@@ -467,7 +471,8 @@ export class Supervisor extends Emitter<SupervisorEvents> {
       id,
       async init(ctx) {
         const made = options();
-        const sup = made instanceof Supervisor ? made : new Supervisor(made);
+        // Unnamed, it takes the child's id: errors and reports then say "pipeline", as the dumps do.
+        const sup = made instanceof Supervisor ? made : new Supervisor(typeof made === "object" && made !== null && made.name === undefined ? { ...made, name: id } : made);
         ownSubtree(ctx, sup); // from now on it stops (or is killed) with this child, even while it starts
         const stopIt = () => void sup.stop();
         ctx.signal.addEventListener("abort", stopIt, { once: true }); // stopped while starting
@@ -696,7 +701,10 @@ export class Supervisor extends Emitter<SupervisorEvents> {
 
   #find(id: string): Child {
     const child = typeof id === "string" ? this.#byId.get(id) : undefined;
-    if (child === undefined) throw new SupervisorError("not-found", `no child "${String(id)}"`, { childId: String(id) });
+    if (child === undefined) {
+      if (typeof id !== "string") throw new SupervisorError("invalid-argument", `a child id is a string, not ${describeValue(id)}`);
+      throw new SupervisorError("not-found", `no child "${id}"`, { childId: id });
+    }
     return child;
   }
 
@@ -797,8 +805,8 @@ function checkBackoff(backoff: Backoff): void {
   const { min, max, jitter = 0, reset } = backoff;
   // Finite: an infinite delay would leave a child "restarting" forever, which `intensity` already says better.
   const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0;
-  if (!finite(min)) throw badOption(`backoff.min must be a finite number of ms ≥ 0, not ${String(min)}`);
-  if (!finite(max) || max < min) throw badOption(`backoff.max must be a finite number of ms ≥ min, not ${String(max)}`);
-  if (!finite(jitter)) throw badOption(`backoff.jitter must be a finite number ≥ 0, not ${String(jitter)}`);
-  if (reset !== undefined && !finite(reset)) throw badOption(`backoff.reset must be a finite number of ms ≥ 0, not ${String(reset)}`);
+  if (!finite(min)) throw badOption(`backoff.min must be a finite number of ms ≥ 0, not ${describeValue(min)}`);
+  if (!finite(max) || max < min) throw badOption(`backoff.max must be a finite number of ms ≥ min, not ${describeValue(max)}`);
+  if (!finite(jitter)) throw badOption(`backoff.jitter must be a finite number ≥ 0, not ${describeValue(jitter)}`);
+  if (reset !== undefined && !finite(reset)) throw badOption(`backoff.reset must be a finite number of ms ≥ 0, not ${describeValue(reset)}`);
 }

@@ -16,6 +16,7 @@ import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf, isKilled, requestStop } from "./shutdown.js";
 import { SupervisorError } from "./errors.js";
 import type { SupervisorEvents } from "./events.js";
+import { describeValue } from "../core/timer.js";
 
 /** Options of a {@link TaskSupervisor}. */
 export interface TaskSupervisorOptions {
@@ -144,10 +145,10 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     if (register && name === undefined) throw new SupervisorError("invalid-options", "register needs a name to register under");
     if (register && registry.whereis(name!) !== undefined) throw new SupervisorError("invalid-options", `the name ${JSON.stringify(name)} is already registered to a live device`);
     if (!(shutdown === "brutal" || shutdown === "infinity" || (typeof shutdown === "number" && shutdown >= 0))) {
-      throw new SupervisorError("invalid-options", `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${String(shutdown)}`);
+      throw new SupervisorError("invalid-options", `shutdown must be ms ≥ 0, "brutal" or "infinity", not ${describeValue(shutdown)}`);
     }
     if (!(maxChildren === Number.POSITIVE_INFINITY || (Number.isInteger(maxChildren) && maxChildren >= 0))) {
-      throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${String(maxChildren)}`);
+      throw new SupervisorError("invalid-options", `maxChildren must be an integer ≥ 0, not ${describeValue(maxChildren)}`);
     }
     this.device = new Device({ name: name ?? "tasks" });
     this.name = name ?? `tasks-${this.device.id}`;
@@ -253,8 +254,8 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     if (inputs === null || typeof inputs !== "object" || !(Symbol.iterator in inputs || Symbol.asyncIterator in inputs)) {
       throw new SupervisorError("invalid-options", "asyncStream() takes an iterable or async iterable of inputs");
     }
-    if (!(Number.isInteger(maxConcurrency) && maxConcurrency >= 1)) throw new SupervisorError("invalid-options", `maxConcurrency must be an integer ≥ 1, not ${String(maxConcurrency)}`);
-    if (onTimeout !== "throw" && onTimeout !== "kill-task") throw new SupervisorError("invalid-options", `onTimeout must be "throw" or "kill-task", not ${String(onTimeout)}`);
+    if (!(Number.isInteger(maxConcurrency) && maxConcurrency >= 1)) throw new SupervisorError("invalid-options", `maxConcurrency must be an integer ≥ 1, not ${describeValue(maxConcurrency)}`);
+    if (onTimeout !== "throw" && onTimeout !== "kill-task") throw new SupervisorError("invalid-options", `onTimeout must be "throw" or "kill-task", not ${describeValue(onTimeout)}`);
     if (typeof fn !== "function") throw new SupervisorError("invalid-spec", "asyncStream() takes a function");
     return {
       [Symbol.asyncIterator]: () => this.#stream(inputs, fn, maxConcurrency, ordered, timeout, onTimeout, signal),

@@ -4,8 +4,14 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
+  attachCrashReports,
   type ChildSpec,
+  describeFault,
   Device,
+  dumpTree,
+  formatCrashReport,
+  snapshot,
+  treeToMermaid,
   DynamicSupervisor,
   IGNORE,
   LISTENER_WARNING,
@@ -562,5 +568,58 @@ describe("crash reports of hostile errors", () => {
     expect(runs).toBe(2);
     expect(lines.length).toBeGreaterThan(0);
     await sup.stop();
+  });
+});
+
+describe("bad input at the boundary of the supervisor and its helpers", () => {
+  const hostile = {
+    toString() {
+      throw new Error("my own toString");
+    },
+  };
+
+  it("a value whose toString throws is refused with a typed error, never the user's own error", () => {
+    for (const options of [{ intensity: hostile }, { period: hostile }, { strategy: hostile }, { autoShutdown: hostile }, { records: hostile }, { backoff: { min: hostile, max: 1 } }]) {
+      expect(() => new Supervisor(options as never)).toThrow(expect.objectContaining({ code: "invalid-options" }));
+    }
+    for (const field of ["restart", "shutdown", "type"]) {
+      expect(() => new Supervisor({ children: [{ id: "x", run: () => undefined, [field]: hostile } as never] })).toThrow(expect.objectContaining({ code: "invalid-spec" }));
+    }
+    expect(() => new Device().link(new Device(), hostile as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+  });
+
+  it("null is not a default: null restart, shutdown, type and significant are invalid-spec", () => {
+    for (const field of ["restart", "shutdown", "type", "significant"]) {
+      expect(() => new Supervisor({ children: [{ id: "x", run: () => undefined, [field]: null } as never] })).toThrow(expect.objectContaining({ code: "invalid-spec" }));
+    }
+  });
+
+  it("records beyond a million are invalid-options, not a RangeError from an array", () => {
+    expect(() => new Supervisor({ records: 2 ** 32 })).toThrow(expect.objectContaining({ code: "invalid-options" }));
+  });
+
+  it("the child API with an id that is not a string is invalid-argument", async () => {
+    const sup = new Supervisor({ children: [] });
+    await sup.start();
+    expect(() => sup.stateOf(hostile as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(() => sup.deleteChild(5 as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    await expect(sup.terminateChild(hostile as never)).rejects.toMatchObject({ code: "invalid-argument" });
+    await sup.stop();
+  });
+
+  it("dumps, crash reports and describeFault refuse or render what is not theirs, typed and without throwing from inside", () => {
+    for (const dump of [dumpTree, snapshot, treeToMermaid]) expect(() => dump({} as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(() => attachCrashReports(5 as never, console)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(() => attachCrashReports(new Supervisor({}), {} as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(() => formatCrashReport({} as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(() => formatCrashReport(null as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+    expect(describeFault(null as never)).toBe("clean");
+  });
+
+  it("a nested supervisor without a name is named after its child id (its give-up error says so)", async () => {
+    const app = new Supervisor({ children: [Supervisor.child("pipeline", () => ({ children: [] }))] });
+    await app.start();
+    expect(app.stateOf<Supervisor>("pipeline")!.name).toBe("pipeline");
+    await app.stop();
   });
 });
