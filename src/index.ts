@@ -1,5 +1,5 @@
 export { BackplaneError } from "./core/error.js";
-export { type ChannelMessage, Emitter, EVENTS_CHANNEL, LISTENER_WARNING } from "./core/emitter.js";
+export { CHANGES_CHANNEL, type ChannelMessage, Emitter, EVENTS_CHANNEL, LISTENER_WARNING } from "./core/emitter.js";
 export { Crash, type CrashInit, type CrashKind } from "./core/crash.js";
 export { Device, type DeviceOptions } from "./core/device.js";
 export type { DeviceId } from "./core/device-id.js";

@@ -34,6 +34,20 @@ export interface ChannelMessage {
 export const EVENTS_CHANNEL = "backplane:events";
 const events = channel(EVENTS_CHANNEL);
 
+/**
+ * `backplane:changes`: the emitter itself, once per event, with no payload.
+ * For watchers that only need to know *what* changed (the observer): a
+ * subscriber here makes no emitter build an event payload, so it costs the
+ * observed app one publish per event and nothing more.
+ *
+ * @example
+ * ```ts
+ * subscribe("backplane:changes", (source) => dirty.add(source as object));
+ * ```
+ */
+export const CHANGES_CHANNEL = "backplane:changes";
+const changes = channel(CHANGES_CHANNEL);
+
 /** The warning `type` under which a throwing listener is reported (`process.on("warning", …)`). */
 export const LISTENER_WARNING = "BackplaneListenerWarning";
 
@@ -50,12 +64,16 @@ export const LISTENER_WARNING = "BackplaneListenerWarning";
  */
 export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventEmitter<Events> {
   /**
-   * True when an event would reach anyone (a listener or a channel
-   * subscriber): callers build payloads only then, so an unwatched hot path
-   * allocates nothing.
+   * True when an event would reach anyone (a listener or a subscriber of
+   * {@link EVENTS_CHANNEL}): callers build payloads only then, so an
+   * unwatched hot path allocates nothing. When only {@link CHANGES_CHANNEL}
+   * is watched, its subscribers are told here that this emitter changed,
+   * and no payload is built.
    */
   wants(event: EventEmitter.EventNames<Events>): boolean {
-    return events.hasSubscribers || this.listenerCount(event) > 0;
+    if (events.hasSubscribers || this.listenerCount(event) > 0) return true;
+    if (changes.hasSubscribers) changes.publish(this);
+    return false;
   }
 
   /** Add a listener; anything but a function is refused here, not when the event comes. */
@@ -74,6 +92,7 @@ export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventE
   /** Call every listener of `event`; one that throws is reported and the rest still run. */
   override emit<T extends EventEmitter.EventNames<Events>>(event: T, ...args: EventEmitter.EventArgs<Events, T>): boolean {
     if (events.hasSubscribers) publish(this, event as string, args[0]);
+    if (changes.hasSubscribers) changes.publish(this);
     if (this.listenerCount(event) === 0) return false;
     for (const listener of this.listeners(event)) {
       try {

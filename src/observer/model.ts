@@ -78,9 +78,6 @@ export interface Patch {
 /** What a node is made from: a child's info, or a root's own figures. */
 type Base = Pick<ChildInfo, "id" | "restarts" | "device" | "lastFault" | "lastFaultAt"> & { status: string; type?: ChildInfo["type"] };
 
-/** Per task supervisor (they keep no `records()`), the records seen on the events channel while a client is connected. */
-type RecordRing = RecordView[];
-
 /** @internal The observed trees as flat nodes, and what changed since they were last sent. */
 export class TreeModel {
   readonly #roots: readonly Observable[];
@@ -90,9 +87,8 @@ export class TreeModel {
   #nodes = new Map<string, NodeView>();
   /** Which supervisor object each supervisor node path stands for (for actions). */
   #objects = new Map<string, Observable>();
-  /** Every supervisor and task supervisor in the trees: the sources whose events mean a change. */
+  /** Every supervisor and task supervisor in the trees: the sources whose changes matter. */
   sources = new Set<object>();
-  readonly #taskRecords = new WeakMap<object, RecordRing>();
   rootPaths: string[] = [];
 
   constructor(roots: readonly Observable[], recordLimit: number) {
@@ -103,15 +99,6 @@ export class TreeModel {
   /** The observed roots. */
   roots(): readonly Observable[] {
     return this.#roots;
-  }
-
-  /** Keep a record a task supervisor emitted (they have no `records()` of their own). */
-  noteTaskRecord(source: TaskSupervisor, record: ExecutionRecord): void {
-    if (this.#recordLimit === 0) return;
-    let ring = this.#taskRecords.get(source);
-    if (ring === undefined) this.#taskRecords.set(source, (ring = []));
-    ring.push(viewOfRecord(record));
-    if (ring.length > this.#recordLimit) ring.splice(0, ring.length - this.#recordLimit);
   }
 
   /**
@@ -182,13 +169,8 @@ export class TreeModel {
   #owned(view: NodeView, obj: Observable, path: string, objects: Map<string, Observable>, sources: Set<object>): void {
     objects.set(path, obj);
     sources.add(obj);
-    if (obj instanceof Supervisor) {
-      const records = obj.records();
-      view.records = (records.length > this.#recordLimit ? records.slice(records.length - this.#recordLimit) : records).map(viewOfRecord);
-    } else {
-      const ring = this.#taskRecords.get(obj);
-      if (ring !== undefined) view.records = ring.slice();
-    }
+    const records = obj.records();
+    view.records = (records.length > this.#recordLimit ? records.slice(records.length - this.#recordLimit) : records).map(viewOfRecord);
   }
 
   #walk(node: TreeNode, obj: Observable | undefined, path: string, parent: string | null, nodes: Map<string, NodeView>, objects: Map<string, Observable>, sources: Set<object>): void {

@@ -27,9 +27,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { isIP } from "node:net";
 import { hostname as osHostname } from "node:os";
 import { errorText } from "../core/describe.js";
-import { type ChannelMessage, EVENTS_CHANNEL } from "../core/emitter.js";
+import { CHANGES_CHANNEL } from "../core/emitter.js";
 import { BackplaneError } from "../core/error.js";
-import type { ExecutionRecord } from "../core/records.js";
 import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "../core/timer.js";
 import { dumpTree } from "../supervisor/dump.js";
 import { Supervisor } from "../supervisor/supervisor.js";
@@ -469,13 +468,13 @@ class Hub {
   }
 
   #attach(): void {
-    subscribe(EVENTS_CHANNEL, this.#onEvent);
+    subscribe(CHANGES_CHANNEL, this.#onEvent);
     this.#model.collect();
     this.#heartbeatTimer = setAnyTimeout(this.#beat, this.#config.heartbeat);
   }
 
   #detach(): void {
-    unsubscribe(EVENTS_CHANNEL, this.#onEvent);
+    unsubscribe(CHANGES_CHANNEL, this.#onEvent);
     clearAnyTimeout(this.#flushTimer);
     clearAnyTimeout(this.#heartbeatTimer);
     this.#flushTimer = undefined;
@@ -486,15 +485,15 @@ class Hub {
   // A channel subscriber that throws becomes an uncaught exception in the observed app: this one never throws.
   readonly #onEvent = (message: unknown): void => {
     try {
-      this.#noteEvent(message as ChannelMessage);
+      this.#noteChange(message as object);
     } catch {
       // A model that cannot take this event is rebuilt from scratch at the next heartbeat.
     }
   };
 
-  #noteEvent({ source, event, payload }: ChannelMessage): void {
+  // Only *that* a watched supervisor changed: on the payload-free change channel, no emitter builds an event for us.
+  #noteChange(source: object): void {
     if (!this.#model.sources.has(source)) return;
-    if (event === "record" && source instanceof TaskSupervisor) this.#model.noteTaskRecord(source, payload as ExecutionRecord);
     if (this.#flushTimer !== undefined) return;
     // The first change after a quiet spell goes out after `coalesce`; while changes keep coming, flushes are at
     // least 50 ms apart (twenty updates a second is more than a person can follow) and 19× their own cost (≤ ~5% of the process).

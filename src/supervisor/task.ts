@@ -10,7 +10,7 @@ import { Device } from "../core/device.js";
 import { startManaged, type Work } from "../core/manage.js";
 import { durationProblem } from "../core/timer.js";
 import { registry } from "../calls/registry.js";
-import { type ExecutionRecord, outcomeOf, recordId } from "../core/records.js";
+import { type ExecutionRecord, outcomeOf, RingBuffer, recordId } from "../core/records.js";
 import { ownSubtree, SUBTREE_DOWN, SUBTREE_KILL } from "./child.js";
 import type { ChildSpec, Shutdown } from "./child-spec.js";
 import { graceOf, isKilled, requestStop } from "./shutdown.js";
@@ -32,6 +32,8 @@ export interface TaskSupervisorOptions {
    * The name is freed when it stops. Default false.
    */
   register?: boolean;
+  /** How many execution records of ended tasks `records()` keeps. Default 100. */
+  records?: number;
 }
 
 /** Options of {@link TaskSupervisor.async}. */
@@ -130,6 +132,8 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   readonly #register: boolean;
   readonly #maxChildren: number;
   readonly #running = new Map<string, Task<unknown>>();
+  /** The last tasks that ended, as execution records (`records()`). */
+  readonly #records: RingBuffer<ExecutionRecord>;
   #seq = 0;
   #stopping: Promise<void> | undefined;
   #settleDone!: (error?: unknown) => void;
@@ -139,7 +143,9 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   constructor(options: TaskSupervisorOptions = {}) {
     super();
     if (typeof options !== "object" || options === null) throw new SupervisorError("invalid-options", "options must be an object");
-    const { name, shutdown = 5000, maxChildren = Number.POSITIVE_INFINITY, register = false } = options;
+    const { name, shutdown = 5000, maxChildren = Number.POSITIVE_INFINITY, register = false, records = 100 } = options;
+    if (!Number.isInteger(records) || records < 0 || records > 1_000_000) throw new SupervisorError("invalid-options", `records must be an integer from 0 to 1000000, not ${describeValue(records)}`);
+    this.#records = new RingBuffer(records);
     if (name !== undefined && typeof name !== "string") throw new SupervisorError("invalid-options", "name must be a string");
     if (typeof register !== "boolean") throw new SupervisorError("invalid-options", "register must be a boolean");
     if (register && name === undefined) throw new SupervisorError("invalid-options", "register needs a name to register under");
@@ -175,6 +181,18 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
         (crash: Crash) => crash,
       );
     if (register) registry.register(this.name, this); // freed when its device disconnects
+  }
+
+  /**
+   * The execution records of the last tasks that ended (oldest first).
+   *
+   * @example
+   * ```ts
+   * const slow = tasks.records().filter((r) => r.duration > 1_000);
+   * ```
+   */
+  records(): ExecutionRecord[] {
+    return this.#records.toArray();
   }
 
   /** Tasks running now. */
@@ -216,11 +234,10 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
       const fault = device.fault;
       const requested = this.#stopping !== undefined;
       if (this.wants("child-exited")) this.emit("child-exited", { id, device: device.id, fault, requested, at, uptime: at - startedAt });
-      if (this.wants("record")) {
-        const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome };
-        if (fault !== undefined) record.fault = fault;
-        this.emit("record", record);
-      }
+      const record: ExecutionRecord = { id: recordId(), name: id, start: startedAt, duration: at - startedAt, outcome };
+      if (fault !== undefined) record.fault = fault;
+      this.#records.push(record);
+      if (this.wants("record")) this.emit("record", record);
     };
     result.then(
       () => ended("ok"),

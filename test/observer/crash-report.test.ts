@@ -138,7 +138,7 @@ describe("crash reports", () => {
 
   it("a bad logger is refused at once", () => {
     const app = new Supervisor({ name: "app" });
-    expect(() => attachCrashReports(app, {} as never)).toThrow(TypeError);
+    expect(() => attachCrashReports(app, {} as never)).toThrow(expect.objectContaining({ code: "invalid-argument" }));
   });
 
   it("formats non-Error faults and causes without throwing", () => {

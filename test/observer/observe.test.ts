@@ -2,7 +2,7 @@ import { hasSubscribers } from "node:diagnostics_channel";
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { dumpTree, Supervisor, TaskSupervisor } from "../../src/index.js";
-import { EVENTS_CHANNEL } from "../../src/core/emitter.js";
+import { CHANGES_CHANNEL } from "../../src/core/emitter.js";
 import { type Observer, ObserverError, observe } from "../../src/observer/index.js";
 import { next, worker } from "../supervisor/helpers.js";
 import { request, sse, until } from "./helpers.js";
@@ -90,7 +90,7 @@ describe("observe: the endpoints", () => {
     expect(head.body).toBe("");
     const headEvents = await request(new URL("events", view.url).href, { method: "HEAD" });
     expect(headEvents.status).toBe(200);
-    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false); // a HEAD opens no stream
+    expect(hasSubscribers(CHANGES_CHANNEL)).toBe(false); // a HEAD opens no stream
   });
 });
 
@@ -185,18 +185,18 @@ describe("observe: never harms the app", () => {
     await started(sup);
     const timers = activeTimers();
     const view = await watch(sup);
-    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false);
+    expect(hasSubscribers(CHANGES_CHANNEL)).toBe(false);
     expect(sup.eventNames()).toEqual([]);
     await request(new URL("snapshot.json", view.url).href);
-    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false);
+    expect(hasSubscribers(CHANGES_CHANNEL)).toBe(false);
     expect(activeTimers()).toBe(timers);
 
     const events = await sse(view.url);
     await events.next("snapshot");
-    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(true);
+    expect(hasSubscribers(CHANGES_CHANNEL)).toBe(true);
     expect(sup.eventNames()).toEqual([]); // changes come from the channel, not from listeners
     events.close();
-    await until(() => !hasSubscribers(EVENTS_CHANNEL), "the last client is gone");
+    await until(() => !hasSubscribers(CHANGES_CHANNEL), "the last client is gone");
     expect(activeTimers()).toBeLessThanOrEqual(timers); // its heartbeat and flush timers are gone
   });
 
@@ -210,9 +210,9 @@ describe("observe: never harms the app", () => {
     await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
     socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
     socket.pause(); // never reads again
-    await until(() => hasSubscribers(EVENTS_CHANNEL), "the client is connected");
+    await until(() => hasSubscribers(CHANGES_CHANNEL), "the client is connected");
     let rounds = 0;
-    while (hasSubscribers(EVENTS_CHANNEL)) {
+    while (hasSubscribers(CHANGES_CHANNEL)) {
       if (++rounds > 2000) throw new Error("the stuck client was never dropped");
       let n = 0;
       const all = new Promise<void>((resolve) => {
@@ -260,7 +260,7 @@ describe("observe: never harms the app", () => {
     await restarted;
     expect((await b.next("patch")).data.changed.length).toBeGreaterThan(0);
     b.close();
-    await until(() => !hasSubscribers(EVENTS_CHANNEL), "both clients are gone");
+    await until(() => !hasSubscribers(CHANGES_CHANNEL), "both clients are gone");
   });
 
   it("garbage on the wire, a huge body, bad JSON: each refused, the app untouched", async () => {
@@ -294,7 +294,7 @@ describe("observe: never harms the app", () => {
     await view.close();
     await events.ended(); // the stream was ended by the server, not left hanging
     await view.close(); // idempotent
-    expect(hasSubscribers(EVENTS_CHANNEL)).toBe(false);
+    expect(hasSubscribers(CHANGES_CHANNEL)).toBe(false);
     expect(count("Timeout")).toBeLessThanOrEqual(before.timers);
     await until(() => count("TCPSocketWrap") <= before.sockets, "every connection is closed");
     await expect(request(view.url)).rejects.toThrow(/ECONNREFUSED/); // not listening any more
