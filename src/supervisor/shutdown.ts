@@ -30,9 +30,8 @@ export function graceOf(shutdown: Shutdown): number {
 
 /**
  * Whether an abort reason says "killed" (a brutal shutdown or a grace
- * overrun) rather than "asked to stop": a nested supervisor that is killed
- * kills its own children, as linked processes die with a killed OTP
- * supervisor, instead of giving them their grace.
+ * overrun) rather than "asked to stop": a task supervisor whose own device
+ * is killed kills its tasks instead of giving them their grace.
  */
 export function isKilled(reason: unknown): boolean {
   return typeof reason === "object" && reason !== null && (reason as { kind?: unknown }).kind === "killed";

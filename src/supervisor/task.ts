@@ -129,7 +129,6 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
   readonly done: Promise<void>;
   readonly #grace: number;
   readonly #shutdownSpec: Shutdown;
-  readonly #register: boolean;
   readonly #maxChildren: number;
   readonly #running = new Map<string, Task<unknown>>();
   /** The last tasks that ended, as execution records (`records()`). */
@@ -160,7 +159,6 @@ export class TaskSupervisor extends Emitter<SupervisorEvents> {
     this.name = name ?? `tasks-${this.device.id}`;
     this.#grace = graceOf(shutdown);
     this.#shutdownSpec = shutdown;
-    this.#register = register;
     this.#maxChildren = maxChildren;
     this.done = new Promise<void>((resolve, reject) => {
       this.#settleDone = (error) => (error === undefined ? resolve() : reject(error));
