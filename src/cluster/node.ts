@@ -19,7 +19,8 @@ import { Emitter } from "../core/emitter.js";
 import type { Fault } from "../core/fault.js";
 import type { Message } from "../core/message.js";
 import { deliver, disconnect, isClosed, link, Plugboard, type RunSink, unlink } from "../core/plugboard.js";
-import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "../core/timer.js";
+import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, MAX_TIMER_MS, setAnyTimeout } from "../core/timer.js";
+import { errorText } from "../core/describe.js";
 import { CallError } from "../calls/call-error.js";
 import { serve, type Server } from "../calls/server.js";
 import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
@@ -217,6 +218,9 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
   if (!(heartbeatMs >= 10 && Number.isFinite(heartbeatMs))) throw new ClusterError("invalid-argument", `heartbeatMs must be a finite number ≥ 10, not ${describeValue(heartbeatMs)}`);
   if (!(Number.isInteger(missedHeartbeats) && missedHeartbeats >= 2)) throw new ClusterError("invalid-argument", `missedHeartbeats must be an integer ≥ 2, not ${describeValue(missedHeartbeats)}`);
+  // The NATS client arms plain Node timers with these: past 2³¹ ms (or Infinity) they would fire at once.
+  if (!(connectTimeoutMs > 0 && connectTimeoutMs <= MAX_TIMER_MS)) throw new ClusterError("invalid-argument", `connectTimeoutMs must be a number of ms from 1 to ${MAX_TIMER_MS}, not ${describeValue(connectTimeoutMs)}`);
+  if (heartbeatMs * missedHeartbeats > MAX_TIMER_MS) throw new ClusterError("invalid-argument", `heartbeatMs × missedHeartbeats must stay under ${MAX_TIMER_MS} ms`);
   if (!(Number.isInteger(replicas) && replicas >= 1)) throw new ClusterError("invalid-argument", `replicas must be an integer ≥ 1, not ${describeValue(replicas)}`);
 
   const downAfter = heartbeatMs * missedHeartbeats;
@@ -232,13 +236,16 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
     maxPingOut: 2,
     timeout: connectTimeoutMs,
   });
+  let node: ClusterNode | undefined;
   try {
     const js = nc.jetstream();
     const kv = await js.views.kv(`bp_${cluster}_names`, { history: 1, replicas });
-    const node = new ClusterNode(nc, js, kv, name, cluster, heartbeatMs, missedHeartbeats);
+    node = new ClusterNode(nc, js, kv, name, cluster, heartbeatMs, missedHeartbeats);
     await node._start();
     return node;
   } catch (error) {
+    // A node that got as far as its watcher and timers is closed whole, so no retry loop outlives the failure.
+    if (node !== undefined) await node.close().catch(() => {});
     await nc.close().catch(() => {});
     throw error;
   }
@@ -457,6 +464,10 @@ export class ClusterNode extends Emitter<NodeEvents> {
       if (iter === undefined) {
         try {
           iter = await this.#kv.watch();
+          if (this.#status !== "up") {
+            iter.stop(); // close() came while this watch was being made: it stopped the old one only
+            break;
+          }
           this.#names.clear();
         } catch {
           // the server is still away: try again shortly
@@ -805,7 +816,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
           this.#apply(peer, op);
         } catch (error) {
           // A malformed operation must not cost the rest of the batch; it is reported, never silent.
-          process.emitWarning(`backplane cluster: control operation ${JSON.stringify(op)} from ${peer.key} failed: ${error instanceof Error ? error.message : String(error)}`, { type: "BackplaneClusterWarning" });
+          process.emitWarning(`backplane cluster: control operation ${JSON.stringify(op)} from ${peer.key} failed: ${errorText(error)}`, { type: "BackplaneClusterWarning" });
         }
       }
     }
@@ -1024,7 +1035,12 @@ export class ClusterNode extends Emitter<NodeEvents> {
     } catch (error) {
       const held = await this.#kv.get(name).catch(() => null);
       if (held !== null && held.operation === "PUT") {
-        const holder = (JSON.parse(new TextDecoder().decode(held.value)) as { k: string }).k;
+        let holder: string;
+        try {
+          holder = decodeJson<{ k: string }>(held.value).k;
+        } catch (e) {
+          throw new ClusterError("remote-error", `name "${name}" holds an entry this library did not write`, { cause: e });
+        }
         if (this.#tombstones.has(holder)) {
           // Held by a node known to be gone: take it over with a compare-and-set on its revision.
           revision = await this.#kv.update(name, encodeJson({ k: key, d: board.id }), held.revision).catch((e: unknown) => {
@@ -1086,9 +1102,15 @@ export class ClusterNode extends Emitter<NodeEvents> {
   async lookup(name: string): Promise<RemoteLine | undefined> {
     this.#checkUp("lookup");
     this.#checkName(name);
-    const e = await this.#kv.get(name);
-    if (e === null || e.operation !== "PUT") return undefined;
-    const v = JSON.parse(new TextDecoder().decode(e.value)) as { k: string; d: number };
+    let e: Awaited<ReturnType<KV["get"]>>;
+    let v: { k: string; d: number };
+    try {
+      e = await this.#kv.get(name);
+      if (e === null || e.operation !== "PUT") return undefined;
+      v = decodeJson<{ k: string; d: number }>(e.value);
+    } catch (error) {
+      throw new ClusterError("remote-error", `could not look up name "${name}"`, { cause: error });
+    }
     if (this.#tombstones.has(v.k)) {
       this.#deleteName(name, e.revision);
       return undefined;
@@ -1155,13 +1177,17 @@ export class ClusterNode extends Emitter<NodeEvents> {
       if (!server.cast(request)) this.#stats.castsLost++;
       return;
     }
-    server.call(request).then(
-      (value) => this.#respond(reply, [0, value]),
-      (error: unknown) => {
-        if (error instanceof CallError) this.#respond(reply, [1, error.code === "server-down" ? "server-down" : "remote-error", error.message, faultToWire(error.fault)]);
-        else this.#respond(reply, [1, "remote-error", error instanceof Error ? error.message : String(error), null]);
-      },
-    );
+    server
+      .call(request)
+      .then(
+        (value) => this.#respond(reply, [0, value]),
+        (error: unknown) => {
+          if (error instanceof CallError) this.#respond(reply, [1, error.code === "server-down" ? "server-down" : "remote-error", error.message, faultToWire(error.fault)]);
+          else this.#respond(reply, [1, "remote-error", errorText(error), null]);
+        },
+      )
+      // Whatever goes wrong answering, the caller still gets an answer and nothing rejects unheard.
+      .catch(() => this.#respond(reply, [1, "remote-error", "the reply could not be sent", null]));
   }
 
   #respond(reply: string, answer: unknown[]): void {
@@ -1335,6 +1361,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     try {
       this.#checkUp("spawn");
       if (typeof on !== "string" || !TOKEN.test(on)) throw new ClusterError("invalid-argument", `on must be a node name, not ${describeValue(on)}`);
+      if (on === this.#name) throw new ClusterError("invalid-argument", `spawn() starts a child on another node; "${on}" is this node (start it under a local supervisor instead)`);
       if (!(options?.parent instanceof Device)) throw new ClusterError("invalid-argument", "spawn() needs options.parent, a Device");
       const timeout = options.timeout ?? 5_000;
       const bad = durationProblem("timeout", timeout);
@@ -1401,14 +1428,18 @@ export class ClusterNode extends Emitter<NodeEvents> {
    * await node.close();
    * ```
    */
-  async close(): Promise<void> {
-    if (this.#status !== "up") {
-      while (this.#status !== "closed") await new Promise((r) => setImmediate(r));
-      return;
-    }
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  #closing: Promise<void> | undefined;
+
+  async #close(): Promise<void> {
+    if (this.#status !== "up") return;
     // Endings and link changes already queued go out first (a peer that is gone is declared down meanwhile: the tick still runs).
     await this.flush();
-    if (this.#status !== "up") return this.close();
+    if (this.#status !== "up") return;
     this.#status = "closing";
     clearAnyTimeout(this.#tick);
     this.#tick = undefined;

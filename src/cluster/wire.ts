@@ -4,6 +4,7 @@
  */
 import { deserialize, serialize } from "node:v8";
 import type { Fault } from "../core/fault.js";
+import { errorText } from "../core/describe.js";
 
 /** A fault on the wire: `k` kind, `e` error, `f` cascade origin, `n` node. */
 export interface WireFault {
@@ -30,17 +31,19 @@ function rebuildError(w: WireError): Error {
 }
 
 function errorToWire(error: unknown): WireError | { v: unknown } {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, ...(error.stack !== undefined && { stack: error.stack }), ...(typeof code === "string" || typeof code === "number" ? { code } : {}) };
-  }
-  // Anything else that was thrown: kept if JSON can carry it, else its text.
+  // Never throws: a user's error whose getters or toString throw is sent as its text (errorText never throws).
   try {
-    JSON.stringify(error);
-    return { v: error };
+    if (error instanceof Error) {
+      const code = (error as { code?: unknown }).code;
+      const stack = error.stack;
+      return { name: String(error.name), message: String(error.message), ...(typeof stack === "string" && { stack }), ...(typeof code === "string" || typeof code === "number" ? { code } : {}) };
+    }
+    // Anything else that was thrown: kept if JSON can carry it (undefined, functions and symbols it cannot), else its text.
+    if (JSON.stringify(error) !== undefined) return { v: error };
   } catch {
-    return { v: String(error) };
+    // fall through to its text
   }
+  return { v: errorText(error) };
 }
 
 export function faultToWire(fault: Fault | undefined): WireFault | null {
@@ -73,6 +76,9 @@ export function faultFromWire(w: WireFault | null | undefined): Fault | undefine
     case "timeout":
     case "killed":
       return { kind: w.k };
+    default:
+      // A kind this version does not know (a newer peer): a fault all the same, never a clean exit.
+      return { kind: "error", error: new Error(`a fault of kind ${JSON.stringify((w as { k?: unknown }).k)} from a remote node`) };
   }
 }
 

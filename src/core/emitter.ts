@@ -89,26 +89,56 @@ export class Emitter<Events extends EventEmitter.ValidEventTypes> extends EventE
     return super.once(event, checkListener(fn), context);
   }
 
-  /** Call every listener of `event`; one that throws is reported and the rest still run. */
+  /**
+   * Call every listener of `event` as eventemitter3 would (a `once` listener
+   * is removed before it runs, each with the `context` it was added with);
+   * one that throws is reported and the rest still run.
+   */
   override emit<T extends EventEmitter.EventNames<Events>>(event: T, ...args: EventEmitter.EventArgs<Events, T>): boolean {
     if (events.hasSubscribers) publish(this, event as string, args[0]);
     if (changes.hasSubscribers) changes.publish(this);
-    if (this.listenerCount(event) === 0) return false;
-    for (const listener of this.listeners(event)) {
-      try {
-        (listener as (...a: unknown[]) => unknown).apply(this, args);
-      } catch (error) {
-        reportListenerError(this, `a "${String(event)}" listener`, error);
-      }
+    // eventemitter3's own table: { fn, context, once }, or an array of them once there are two.
+    const table = (this as unknown as { _events: Record<string | symbol, Entry | Entry[] | undefined> })._events;
+    const found = table[PREFIX === false ? (event as string | symbol) : `${PREFIX}${String(event)}`];
+    if (found === undefined) return false;
+    if (!Array.isArray(found)) {
+      this.#call(event, found, args);
+      return true;
     }
+    for (const entry of found.slice()) this.#call(event, entry, args);
     return true;
   }
+
+  #call(event: EventEmitter.EventNames<Events>, entry: Entry, args: unknown[]): void {
+    if (entry.once) this.removeListener(event, entry.fn as never, undefined, true);
+    try {
+      entry.fn.apply(entry.context, args);
+    } catch (error) {
+      reportListenerError(this, `a "${String(event)}" listener`, error);
+    }
+  }
+
 }
 
 // A subscriber that throws is Node's business: diagnostics_channel rethrows it on its own tick, never into this call.
+/** One listener in eventemitter3's table. */
+interface Entry {
+  fn: (...args: unknown[]) => unknown;
+  context: unknown;
+  once: boolean;
+}
+
+/** eventemitter3 prefixes event names with "~" where objects cannot be made without a prototype (never on Node). */
+const PREFIX = (EventEmitter as unknown as { prefixed: string | false }).prefixed;
+
 function checkListener<F>(fn: F): F {
   if (typeof fn !== "function") throw new BackplaneError("invalid-argument", `an event listener must be a function, not ${describeValue(fn)}`);
   return fn;
+}
+
+/** @internal Whether anyone subscribes to {@link EVENTS_CHANNEL} (no side effect, unlike `wants`). */
+export function eventsWatched(): boolean {
+  return events.hasSubscribers;
 }
 
 function publish(source: object, event: string, payload: unknown): void {

@@ -1,4 +1,4 @@
-import { Emitter } from "./emitter.js";
+import { Emitter, eventsWatched } from "./emitter.js";
 import type { Fault } from "./fault.js";
 
 /** How a run, an execution or a call ended. */
@@ -96,5 +96,6 @@ export const runRecords: Emitter<RunRecordEvents> = new Emitter<RunRecordEvents>
 
 /** @internal True while someone listens to {@link runRecords}. */
 export function recordingRuns(): boolean {
-  return runRecords.wants("record");
+  // Not wants(): that also tells change watchers, and a managed run is no change of any observed tree.
+  return eventsWatched() || runRecords.listenerCount("record") > 0;
 }

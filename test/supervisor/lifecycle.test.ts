@@ -623,3 +623,28 @@ describe("bad input at the boundary of the supervisor and its helpers", () => {
     await app.stop();
   });
 });
+
+describe("listeners keep eventemitter3's meaning", () => {
+  it("a once listener runs once and is removed; a listener's context is its this", async () => {
+    const a = worker("a");
+    const sup = new Supervisor({ intensity: 10, children: [a.spec] });
+    let onceCalls = 0;
+    const ctx = { seen: [] as string[] };
+    sup.once("child-started", () => onceCalls++);
+    sup.on(
+      "child-started",
+      function (this: typeof ctx, e) {
+        this.seen.push(e.id);
+      },
+      ctx,
+    );
+    await sup.start();
+    const restarted = next(sup, "child-restarted");
+    a.current.crash();
+    await restarted;
+    expect(onceCalls).toBe(1);
+    expect(sup.listenerCount("child-started")).toBe(1);
+    expect(ctx.seen).toEqual(["a", "a"]);
+    await sup.stop();
+  });
+});
