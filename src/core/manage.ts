@@ -413,8 +413,9 @@ export function observeManaged<T>(b: Plugboard, work: Work<T>, options: ManageOp
     return;
   }
   const run = new ManageRun<T>(b, "disconnect", options.grace, observer);
+  // Adopted before begin(): a run that ends at once (a fault queued during init) must still abort the signal init was given.
+  if (adopt !== undefined) run.controller = adopt;
   if (!begin(run, options)) return;
-  if (adopt !== undefined) run.controller = adopt; // a signal handed out before the run began
   call(run, work as unknown as (source: SignalSource) => T | PromiseLike<T>, run, options.timeout);
 }
 

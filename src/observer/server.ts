@@ -5,7 +5,7 @@
  * - while no client is connected to `/events` it holds no listener, no
  *   diagnostics-channel subscription and no timer of its own: the observed
  *   supervisors pay nothing;
- * - while clients are connected, changes come from the `backplane:events`
+ * - while clients are connected, changes come from the `backplane:changes`
  *   diagnostics channel (no listeners on the supervisors), are coalesced
  *   into one patch per flush, and a flush is spaced so that its cost stays
  *   a small fraction of the time (a restart storm is one update per window);
@@ -412,6 +412,7 @@ class Hub {
       this.#open(req, res);
     } catch {
       // The first picture could not be made: leave nothing subscribed behind, answer the one client.
+      for (const client of this.#clients) if (client.res === res) this.#drop(client, true);
       if (this.#clients.size === 0) this.#detach();
       if (!res.headersSent) send(res, 500, "text/plain", "the view could not be built\n");
       else res.destroy();

@@ -648,3 +648,29 @@ describe("listeners keep eventemitter3's meaning", () => {
     await sup.stop();
   });
 });
+
+describe("a signal handed out during init", () => {
+  it("aborts when the run ends at once because a peer faulted while init ran", async () => {
+    const peer = new Device();
+    let initSignal!: AbortSignal;
+    const sup = new Supervisor({
+      children: [
+        {
+          id: "c",
+          restart: "temporary",
+          init: (ctx) => {
+            initSignal = ctx.signal;
+            ctx.device.link(peer, "monitor");
+            peer.disconnect({ kind: "error", error: new Error("peer down") });
+          },
+          run: () => new Promise(() => {}),
+        },
+      ],
+    });
+    const exited = next(sup, "child-exited");
+    await sup.start();
+    expect((await exited).fault?.kind).toBe("cascade");
+    expect(initSignal.aborted).toBe(true);
+    await sup.stop();
+  });
+});
