@@ -245,7 +245,11 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
       this.#worker = undefined as unknown as WorkerHandle;
       return;
     }
-    if (standby !== undefined) void worker.ended.then(() => standby.release(signal?.aborted === true));
+    if (standby !== undefined) {
+      // Released when this incarnation of the server ends, not when its first worker does (a deploy ends that one early).
+      const release = (): void => standby.release(signal?.aborted === true);
+      void this.done.then(release, release);
+    }
     if (adopted !== undefined) adopted.setRef(true);
     const settings = source.settings;
     // The next spare starts once this worker serves, so the two never compete for a core while it loads.
@@ -256,7 +260,7 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
           this.#markLoaded();
           standby?.refill(settings);
         } else if (m.t === "fatal") this.#failLoad(rebuildError(m.error));
-        this.#onMessage(m);
+        this.#onMessage(m, worker); // named: after a deploy this is no longer the current worker
       },
       undefined,
       (error) => this.#failLoad(error), // ended before it loaded
@@ -380,7 +384,7 @@ export class IsolatedServer<Req = unknown, Res = unknown> extends Server<Req, Re
     worker.kill();
   }
 
-  #onMessage(m: WorkerReply, from: WorkerHandle = this.#worker): void {
+  #onMessage(m: WorkerReply, from: WorkerHandle): void {
     if (m.t === "fatal") {
       this.device.disconnect({ kind: "error", error: rebuildError(m.error) });
       return;
