@@ -40,6 +40,8 @@ export function faultText(fault: Fault | undefined): string {
       return "error" in fault && fault.error !== undefined ? `error: ${errorText(fault.error)}` : "error";
     case "cascade":
       return `cascade from device #${fault.from}`;
+    case "noconnection":
+      return `noconnection: node ${String(fault.node)} was lost`;
     default:
       return fault.kind;
   }

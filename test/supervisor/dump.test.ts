@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dumpTree, Supervisor, snapshot, TaskSupervisor, treeToMermaid } from "../../src/index.js";
+import { describeFault, dumpTree, Supervisor, snapshot, TaskSupervisor, treeToMermaid } from "../../src/index.js";
 import { next, worker } from "./helpers.js";
 
 describe("tree dumps", () => {
@@ -51,5 +51,11 @@ describe("tree dumps of hostile faults", () => {
     expect(text).toContain("last: error: [object Object]");
     expect(text).toMatch(/v .*last: error: \[object (Error|Object)\]/);
     await app.stop();
+  });
+});
+
+describe("describeFault of a lost node", () => {
+  it("names the node", () => {
+    expect(describeFault({ kind: "noconnection", node: "b" })).toBe("noconnection: node b was lost");
   });
 });
