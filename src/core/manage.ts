@@ -390,15 +390,6 @@ export function startManaged<T>(b: Plugboard, work: Work<T>, options: ManageOpti
 }
 
 /**
- * @internal The former shape of {@link startManaged}, kept for callers
- * outside the core: `part` true is `partManage`.
- * @deprecated Use `startManaged(b, work, options, part ? "stay" : "disconnect")`.
- */
-export function runManaged<T>(b: Plugboard, work: Work<T>, options: ManageOptions | undefined, part: boolean): Promise<T> {
-  return startManaged(b, work, options, part ? "stay" : "disconnect");
-}
-
-/**
  * @internal `manage` for supervised children: the work is given a
  * {@link SignalSource} instead of a signal (so a signal is only made if it
  * reads `ctx.signal`), a signal handed out during init is adopted, and no
