@@ -8,7 +8,7 @@ import { Device } from "../core/device.js";
 import { Emitter } from "../core/emitter.js";
 import type { Fault } from "../core/fault.js";
 import { type ExecutionRecord, recordId } from "../core/records.js";
-import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, MAX_TIMER_MS, setAnyTimeout } from "../core/timer.js";
+import { type AnyTimer, clearAnyTimeout, describeValue, durationProblem, setAnyTimeout } from "../core/timer.js";
 import { CallError } from "./call-error.js";
 
 /**
@@ -239,10 +239,8 @@ export abstract class Server<Req = unknown, Res = unknown> extends Emitter<Serve
     if (this.#closed || !this.device.isConnected) return Promise.reject(this.#downError());
     const promise = new Promise(capture) as Promise<Res>;
     const pending = new Pending(request, capturedResolve, capturedReject);
-    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY) {
-      // The common case passes `pending` as the timer's argument: no closure per call.
-      pending.timer = timeout <= MAX_TIMER_MS ? setTimeout(onCallTimeout, timeout, pending) : setAnyTimeout(() => onCallTimeout(pending), timeout);
-    }
+    // `pending` is the timer's argument: no closure per call (Infinity arms nothing; any length is honoured).
+    if (timeout !== undefined) pending.timer = setAnyTimeout(onCallTimeout, timeout, pending);
     if (signal !== undefined) {
       pending.signal = signal;
       pending.onAbort = () => onCallAborted(pending);

@@ -374,34 +374,32 @@ class Hub {
   }
 
   #act(res: ServerResponse, what: "terminate" | "restart", size: number, chunks: Buffer[]): void {
-    {
-      if (size > BODY_LIMIT) return;
-      let path: unknown;
-      try {
-        path = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { path?: unknown }).path;
-      } catch {
-        return send(res, 400, "text/plain", "body is not JSON\n");
-      }
-      if (typeof path !== "string") return send(res, 400, "text/plain", 'send { "path": "<node path>" }\n');
-      let target: ReturnType<TreeModel["locate"]>;
-      try {
-        target = this.#model.locate(path);
-      } finally {
-        if (this.#clients.size === 0) this.#model.reset();
-      }
-      if (target === undefined || !(target.parent instanceof Supervisor)) return send(res, 404, "text/plain", "no such child of a supervisor\n");
-      const { parent, id } = target;
-      // "restart" is what an operator means by it: a running child is terminated first (OTP's restart_child alone refuses a running one).
-      const running = parent.whichChildren().find((c) => c.id === id)?.status === "running";
-      const done = what === "terminate" ? parent.terminateChild(id) : running ? parent.terminateChild(id).then(() => parent.restartChild(id)) : parent.restartChild(id);
-      done.then(
-        () => send(res, 200, "application/json", `${JSON.stringify({ ok: true, action: what, path })}\n`),
-        (error: unknown) => {
-          const code = error instanceof BackplaneError ? error.code : "failed";
-          send(res, 409, "application/json", `${JSON.stringify({ ok: false, code, message: errorText(error) })}\n`);
-        },
-      );
+    if (size > BODY_LIMIT) return;
+    let path: unknown;
+    try {
+      path = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { path?: unknown }).path;
+    } catch {
+      return send(res, 400, "text/plain", "body is not JSON\n");
     }
+    if (typeof path !== "string") return send(res, 400, "text/plain", 'send { "path": "<node path>" }\n');
+    let target: ReturnType<TreeModel["locate"]>;
+    try {
+      target = this.#model.locate(path);
+    } finally {
+      if (this.#clients.size === 0) this.#model.reset();
+    }
+    if (target === undefined || !(target.parent instanceof Supervisor)) return send(res, 404, "text/plain", "no such child of a supervisor\n");
+    const { parent, id } = target;
+    // "restart" is what an operator means by it: a running child is terminated first (OTP's restart_child alone refuses a running one).
+    const running = parent.whichChildren().find((c) => c.id === id)?.status === "running";
+    const done = what === "terminate" ? parent.terminateChild(id) : running ? parent.terminateChild(id).then(() => parent.restartChild(id)) : parent.restartChild(id);
+    done.then(
+      () => send(res, 200, "application/json", `${JSON.stringify({ ok: true, action: what, path })}\n`),
+      (error: unknown) => {
+        const code = error instanceof BackplaneError ? error.code : "failed";
+        send(res, 409, "application/json", `${JSON.stringify({ ok: false, code, message: errorText(error) })}\n`);
+      },
+    );
   }
 
   // ------------------------------------------------------------ SSE
