@@ -554,12 +554,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onHeartbeat(m: Msg): void {
     if (this.#checkFence() || this.#status !== "up") return;
-    let key: string;
-    try {
-      key = decodeJson<{ k: string }>(m.data).k;
-    } catch {
-      return;
-    }
+    const key = keyOf(m);
+    if (key === undefined) return;
     if (key === this.#key) {
       this.#lastEcho = performance.now();
       this.#isolated = false;
@@ -583,12 +579,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onDownNotice(m: Msg): void {
     if (this.#status !== "up") return;
-    let key: string;
-    try {
-      key = decodeJson<{ k: string }>(m.data).k;
-    } catch {
-      return;
-    }
+    const key = keyOf(m);
+    if (key === undefined) return;
     if (key === this.#key) {
       this.#fence();
       return;
@@ -1483,4 +1475,14 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
 function endingMessage(board: Plugboard): Message {
   return board.fault === undefined ? { kind: "disconnected", from: board.id } : { kind: "disconnected", from: board.id, fault: board.fault };
+}
+
+/** The node key a heartbeat or down notice carries; undefined for a message this library did not write. */
+function keyOf(m: Msg): string | undefined {
+  try {
+    const k = decodeJson<{ k: unknown }>(m.data).k;
+    return typeof k === "string" ? k : undefined;
+  } catch {
+    return undefined;
+  }
 }

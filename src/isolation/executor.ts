@@ -431,7 +431,7 @@ export class Executor<Args extends unknown[] = unknown[], R = unknown> extends E
     call.worker = w;
     call.version = w.version;
     w.handle.setRef(true);
-    if (call.timeout !== Number.POSITIVE_INFINITY) call.timer = setAnyTimeout(() => this.#timedOut(w, call), call.timeout);
+    if (call.timeout !== Number.POSITIVE_INFINITY) call.timer = setAnyTimeout(() => this.#timedOut(w, call), call.timeout); // the guard spares the closure
   }
 
   #onMessage(w: PoolWorker, m: WorkerReply): void {

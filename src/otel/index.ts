@@ -138,10 +138,11 @@ export function instrument(options: InstrumentOptions = {}): () => void {
       // A broken SDK or exporter must not reach the code that emitted the record.
     }
   };
+  // A channel subscriber that throws is an uncaught exception in the app: everything, the destructuring included, is inside the try.
   const onChannel = (message: unknown): void => {
-    const { source, event, payload } = message as ChannelMessage;
-    if (explicit.has(source)) return;
     try {
+      const { source, event, payload } = message as ChannelMessage;
+      if (explicit.has(source)) return;
       if (event === "record") onRecord(source, operationOf(source), payload as ExecutionRecord);
       else if (event === "child-restarted") restarts.add(1, { "backplane.source": nameOf(source) ?? "", "backplane.child": (payload as ChildRestartedEvent).id });
       else if (event === "restart-intensity-exceeded") gaveUp.add(1, { "backplane.source": nameOf(source) ?? "", "backplane.child": (payload as RestartIntensityExceededEvent).id });
