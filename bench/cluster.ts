@@ -165,6 +165,13 @@ async function main(): Promise<void> {
   }
 
   // Detection: how long after SIGKILL / SIGSTOP node a declares b down, against the bound.
+  // (BENCH_NO_DETECTION=1 skips it: about a minute, and it measures timers, not code.)
+  if (process.env.BENCH_NO_DETECTION !== undefined) {
+    await a.close();
+    await cleanup();
+    console.log(lines.join("\n"));
+    return;
+  }
   lines.push("", "| detection (heartbeatMs × missed) | bound | p50 | max | runs |", "|---|---:|---:|---:|---:|");
   for (const [hb, missed] of [
     [250, 4],

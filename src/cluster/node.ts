@@ -12,7 +12,7 @@
  * - calls and casts: NATS request/reply (no-responders fails fast), casts
  *   at most once and counted when lost.
  */
-import { connect, type JetStreamClient, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
+import { connect, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
 import { Device } from "../core/device.js";
 import type { DeviceId } from "../core/device-id.js";
 import { Emitter } from "../core/emitter.js";
@@ -51,7 +51,11 @@ export interface NodeOptions {
   connectTimeoutMs?: number;
 }
 
-/** Why a node was declared down. */
+/**
+ * Why a node was declared down: `heartbeat` (silent for the bound), `down-notice`
+ * (another node declared it down), `restarted` (a new incarnation of its name
+ * appeared), `left` (it closed), `fenced` (this node was cut off: it gave up on every peer).
+ */
 export type DownReason = "heartbeat" | "down-notice" | "restarted" | "left" | "fenced";
 
 /** Events of a {@link ClusterNode}. */
@@ -62,6 +66,12 @@ export interface NodeEvents {
   "node-down": [event: { node: NodeId; reason: DownReason }];
   /** This node lost the cluster for longer than the bound and rejoined under a new incarnation. */
   fenced: [event: { previous: NodeId; current: NodeId }];
+  /**
+   * The node closed: `error` is undefined after `close()`, and a `name-taken`
+   * ClusterError when it closed itself because, while it was cut off, another
+   * live node took its name.
+   */
+  closed: [event: { error: ClusterError | undefined }];
 }
 
 /** Options of one remote call. */
@@ -100,6 +110,7 @@ const TOKEN = /^[A-Za-z0-9_-]+$/;
 const NAME = /^[A-Za-z0-9_=/-]+(\.[A-Za-z0-9_=/-]+)*$/;
 const OK = new TextEncoder().encode("ok");
 const REFUSED = new TextEncoder().encode("refused");
+const DECODER = new TextDecoder();
 /** Endings remembered for devices whose id left this node, so a late monitor still hears the real one. */
 const ENDED_MEMORY = 65_536;
 
@@ -116,7 +127,7 @@ interface Peer {
   lastSeen: number;
   /** A heartbeat was heard (node-up emitted). */
   up: boolean;
-  readonly proxies: Set<Proxy>;
+  readonly proxies: Set<StandIn>;
   /** The ordered control channel from this node to the peer. */
   channel: Channel | undefined;
   /** Last sequence number applied from the peer's channel. */
@@ -138,7 +149,18 @@ interface Channel {
   closed: boolean;
 }
 
+/** A name this node holds. */
+interface Export {
+  readonly board: Plugboard;
+  readonly revision: number;
+  /** The request subscription of a name given by serve(). */
+  sub: Subscription | undefined;
+}
+
 interface PendingCall {
+  readonly token: number;
+  /** ms it may take (Infinity: no timer). */
+  readonly timeout: number;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   timer: AnyTimer;
@@ -147,10 +169,12 @@ interface PendingCall {
   /** The name called, for a callee learned only later (the name watcher lags by a round trip). */
   name: string | undefined;
   what: string;
+  /** A spawn's parent device and target node. */
+  spawnedFor?: { parent: DeviceId; on: string };
 }
 
 /** The local stand-in of a remote device (see remote-line.ts). */
-class Proxy implements ProxyRef, RunSink {
+class StandIn implements ProxyRef, RunSink {
   readonly board: Plugboard;
   readonly nodeName: string;
   readonly incarnation: string;
@@ -239,8 +263,12 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   let node: ClusterNode | undefined;
   try {
     const js = nc.jetstream();
-    const kv = await js.views.kv(`bp_${cluster}_names`, { history: 1, replicas });
-    node = new ClusterNode(nc, js, kv, name, cluster, heartbeatMs, missedHeartbeats);
+    const kv = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas }));
+    // One entry per node name: who holds it (create-if-absent, so two nodes starting at once cannot both have it),
+    // renewed every heartbeat as a lease that needs the bucket's quorum. A renewal that cannot finish within two
+    // heartbeats is given up and tried again.
+    const claims = await openBucket(() => js.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, timeout: Math.max(1_000, heartbeatMs * 2) }));
+    node = new ClusterNode(nc, kv, claims, name, cluster, heartbeatMs, missedHeartbeats);
     await node._start();
     return node;
   } catch (error) {
@@ -248,6 +276,21 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
     if (node !== undefined) await node.close().catch(() => {});
     await nc.close().catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * Open (or create) a bucket. Nodes that start at once race to create it, and
+ * the server refuses all but one ("subjects overlap with an existing
+ * stream"); the others find it made when they look again.
+ */
+async function openBucket(open: () => Promise<KV>): Promise<KV> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
   }
 }
 
@@ -272,6 +315,8 @@ function newIncarnation(): string {
 export class ClusterNode extends Emitter<NodeEvents> {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
+  /** The node-name bucket: this node's entry is its claim on the name, renewed as a lease. */
+  readonly #claims: KV;
   readonly #cluster: string;
   readonly #name: string;
   #inc: string;
@@ -286,7 +331,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   readonly #peers = new Map<string, Peer>();
   readonly #tombstones = new Set<string>();
-  readonly #proxies = new Map<string, Proxy>();
+  readonly #proxies = new Map<string, StandIn>();
   /** Local devices whose id left this node, and the peers that want their ending. */
   readonly #tracked = new Map<DeviceId, { board: Plugboard; interested: Set<string> | null }>();
   readonly #ended = new Map<DeviceId, Fault | undefined>();
@@ -294,7 +339,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   readonly #agent: Plugboard;
 
   /** Names this node holds: name → its bucket revision and device. */
-  readonly #exports = new Map<string, { board: Plugboard; revision: number; sub: Subscription | undefined; server: Server | undefined }>();
+  readonly #exports = new Map<string, Export>();
   /** The names each exported device holds (usually one). */
   readonly #exportsOf = new Map<DeviceId, string[]>();
   /** Every name in the bucket, as last seen by the watcher: who holds it. */
@@ -302,6 +347,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
   readonly #spawners = new Map<string, SpawnFunction>();
 
   readonly #pending = new Map<number, PendingCall>();
+  /** Spawns given up at their timeout, by token: the parent to name when stopping a child whose reply comes late. */
+  readonly #abandoned = new Map<number, { parent: DeviceId; on: string }>();
   #token = 0;
   /** Per name cast to: its subject and this incarnation's sequence number. */
   readonly #castTargets = new Map<string, { subject: string; seq: number }>();
@@ -313,9 +360,26 @@ export class ClusterNode extends Emitter<NodeEvents> {
   readonly #acks = new Map<number, Channel>();
   #ackToken = 0;
   #ackPrefix = "";
-  #lastEcho = 0;
-  /** Fenced and not yet heard back from the cluster: fencing again would only burn incarnations. */
-  #isolated = false;
+  /** When our own heartbeat last came back. */
+  #lastEcho: number;
+  /** When the last lease renewal that the bucket confirmed was sent. */
+  #leaseAt: number;
+  #leaseSentAt = 0;
+  #leaseBusy = false;
+  /** The revision of our entry in the claims bucket (the next renewal's compare-and-set). */
+  #claimRevision = 0;
+  /** Every key this node has had: an entry naming one of them is ours. */
+  readonly #ownKeys = new Set<string>();
+  /** Ping responders by incarnation: the current one, and older ones until the claim entry names the current. */
+  readonly #pings = new Map<string, Subscription>();
+  /**
+   * Since the last fence: our heartbeat came back, and a renewal was confirmed.
+   * Until both, we are isolated, and fencing again would only burn incarnations.
+   */
+  #echoSinceFence = true;
+  #leaseSinceFence = true;
+  /** Why the node closed itself (its name was taken while it was cut off). */
+  #closeError: ClusterError | undefined;
   #lastBeat = 0;
   #tick: AnyTimer = undefined;
   #subs: Subscription[] = [];
@@ -328,10 +392,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #watchRetry: { timer: AnyTimer; resolve: () => void } | undefined = undefined;
 
   /** @internal Use {@link connectNode}. */
-  constructor(nc: NatsConnection, _js: JetStreamClient, kv: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
+  constructor(nc: NatsConnection, kv: KV, claims: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
     super();
     this.#nc = nc;
     this.#kv = kv;
+    this.#claims = claims;
     this.#name = name;
     this.#cluster = cluster;
     this.heartbeatMs = heartbeatMs;
@@ -341,6 +406,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#prefixLength = `bp.${cluster}.`.length;
     this.#inc = newIncarnation();
     this.#key = `${name}.${this.#inc}`;
+    this.#ownKeys.add(this.#key);
+    // Messages can arrive while _start() still awaits: the fence clocks start now, not at 0.
+    this.#lastEcho = this.#leaseAt = performance.now();
     this.#agent = new Plugboard(`cluster:${name}`);
     this.#agent.sink = { deliver: (m) => this.#agentHeard(m) };
   }
@@ -406,17 +474,13 @@ export class ClusterNode extends Emitter<NodeEvents> {
   /** @internal */
   async _start(): Promise<void> {
     const nc = this.#nc;
-    // Two live nodes with one name would take each other for a restart and fence each other in turn: refuse the second.
-    const holder = await nc.request(this.#subject("hello", this.#name), undefined, { timeout: Math.max(100, this.heartbeatMs) }).then(
-      (m) => new TextDecoder().decode(m.data),
-      () => undefined, // no responders (free) or no answer (a hung holder: it is declared down as a restart)
-    );
-    if (holder !== undefined) throw new ClusterError("name-taken", `a live node already has the name "${this.#name}" (${holder})`);
-    this.#subs.push(nc.subscribe(this.#subject("hello", this.#name), { callback: (_e, m) => void m.respond(new TextEncoder().encode(this.#key)) }));
+    // The ping responder is live before the claim names this incarnation, so whoever reads the claim can ask it.
+    this.#subscribeIncarnation();
+    await nc.flush();
+    await this.#claim();
     this.#subs.push(nc.subscribe(this.#subject("hb"), { callback: (_e, m) => this.#onHeartbeat(m) }));
     this.#subs.push(nc.subscribe(this.#subject("down"), { callback: (_e, m) => this.#onDownNotice(m) }));
     this.#subs.push(nc.subscribe(this.#subject("spawn", this.#name), { callback: (_e, m) => this.#onSpawn(m) }));
-    this.#subscribeIncarnation();
     await this.#startWatcher();
     await nc.flush();
     this.#lastEcho = performance.now();
@@ -424,8 +488,136 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#arm();
   }
 
+  // ------------------------------------------------------------------ the node's name: a claim, renewed as a lease
+
+  /**
+   * Take this node's name: create its entry in the claims bucket, or take it
+   * over (compare-and-set) from a holder that does not answer a ping within
+   * the time its peers would declare it down. Two nodes starting under one
+   * name at the same instant cannot both win: the bucket orders the writes,
+   * and the loser finds a holder that answers.
+   */
+  async #claim(): Promise<void> {
+    const value = encodeJson({ k: this.#key });
+    const sentAt = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#claimRevision = await this.#claims.create(this.#name, value);
+        break;
+      } catch (error) {
+        const held = await this.#claims.get(this.#name);
+        if (held === null || held.operation !== "PUT") {
+          if (attempt < 3) continue; // deleted meanwhile: create again
+          throw new ClusterError("remote-error", `could not claim the node name "${this.#name}"`, { cause: error });
+        }
+        const holder = claimHolder(held.value);
+        if (holder !== undefined && (await this.#answers(holder))) {
+          throw new ClusterError("name-taken", `a live node already has the name "${this.#name}" (incarnation ${holder.slice(holder.indexOf(".") + 1)})`);
+        }
+        try {
+          this.#claimRevision = await this.#claims.update(this.#name, value, held.revision);
+          break;
+        } catch (lost) {
+          // Someone else took it over from the same silent holder first: look again (it will answer).
+          if (attempt >= 3) throw new ClusterError("name-taken", `the node name "${this.#name}" was taken over by another node first`, { cause: lost });
+        }
+      }
+    }
+    this.#leaseAt = sentAt;
+  }
+
+  /** True when the node incarnation `key` answers a ping; false when nobody listens there or it stays silent until it would be declared down. */
+  #answers(key: string): Promise<boolean> {
+    return this.#nc.request(this.#subject("ping", key), undefined, { timeout: this.#downAfter }).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * Renew the lease: write our current key over our claim entry (compare-and-set),
+   * once a heartbeat. A confirmed renewal proves this node still reaches the
+   * bucket's quorum; see #checkFence for what a stale one does.
+   */
+  #renew(now: number): void {
+    if (this.#leaseBusy || now - this.#leaseSentAt < this.heartbeatMs * 0.9) return;
+    this.#leaseBusy = true;
+    this.#leaseSentAt = now;
+    const key = this.#key;
+    this.#later(
+      this.#claims
+        .update(this.#name, encodeJson({ k: key }), this.#claimRevision)
+        .then(
+          (revision) => this.#leased(revision, now, key),
+          () => this.#leaseRefused(now),
+        )
+        .finally(() => {
+          this.#leaseBusy = false;
+        }),
+    );
+  }
+
+  #leased(revision: number, sentAt: number, key: string): void {
+    if (this.#status !== "up") return;
+    this.#claimRevision = revision;
+    this.#leaseAt = Math.max(this.#leaseAt, sentAt);
+    if (key !== this.#key) return; // written before a fence: the next renewal names the new incarnation
+    this.#leaseSinceFence = true;
+    // The entry names this incarnation now: pings of older ones need no answer any more.
+    for (const [inc, sub] of this.#pings) {
+      if (inc === this.#inc) continue;
+      sub.unsubscribe();
+      this.#pings.delete(inc);
+    }
+  }
+
+  /**
+   * A renewal failed. Most often the bucket was out of reach (the next tick
+   * tries again); if the entry changed under us, find out whose it is now.
+   */
+  async #leaseRefused(sentAt: number): Promise<void> {
+    const held = await this.#claims.get(this.#name).catch(() => undefined);
+    if (held === undefined || this.#status !== "up") return; // out of reach: try again next tick
+    const value = encodeJson({ k: this.#key });
+    if (held === null || held.operation !== "PUT") {
+      // Our entry was deleted (by hand, or the bucket was recreated): claim it again.
+      const revision = await this.#claims.create(this.#name, value).catch(() => undefined);
+      if (revision !== undefined) this.#leased(revision, sentAt, this.#key);
+      return;
+    }
+    if (held.revision === this.#claimRevision) return; // unchanged: the write itself failed
+    const holder = claimHolder(held.value);
+    if (holder !== undefined && this.#ownKeys.has(holder)) {
+      this.#claimRevision = held.revision; // an earlier renewal of ours landed after all
+      return;
+    }
+    const alive = holder !== undefined && (await this.#answers(holder));
+    if (this.#status !== "up") return;
+    if (alive) {
+      // While we were cut off, a node was started under our name and took it: it is the node now.
+      this.#closeError = new ClusterError("name-taken", `node ${this.#name} closed itself: while it was cut off, another node took its name (incarnation ${holder.slice(holder.indexOf(".") + 1)})`);
+      void this.close();
+      return;
+    }
+    // A taker that is gone again: take the name back.
+    const revision = await this.#claims.update(this.#name, value, held.revision).catch(() => undefined);
+    if (revision !== undefined) this.#leased(revision, sentAt, this.#key);
+  }
+
+  /** Keep `p` in #background until it settles (close() waits for it). */
+  #later(p: Promise<unknown>): void {
+    const kept: Promise<unknown> = p
+      .catch((error: unknown) => process.emitWarning(`backplane cluster: background work failed: ${errorText(error)}`, { type: "BackplaneClusterWarning" }))
+      .finally(() => {
+        const i = this.#background.indexOf(kept);
+        if (i >= 0) this.#background.splice(i, 1);
+      });
+    this.#background.push(kept);
+  }
+
   #subscribeIncarnation(): void {
     for (const s of this.#incSubs) s.unsubscribe();
+    this.#pings.set(this.#inc, this.#nc.subscribe(this.#subject("ping", this.#name, this.#inc), { callback: (_e, m) => void m.respond(OK) }));
     this.#castPrefix = `${this.#subject("c", this.#name, this.#inc)}.`;
     this.#ackPrefix = `${this.#subject("a", this.#name, this.#inc)}.`;
     // Sequence numbers are per incarnation: a receiver keys them by the caller's incarnation.
@@ -496,7 +688,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     let v: { k: string; d: number };
     try {
-      v = JSON.parse(new TextDecoder().decode(value)) as { k: string; d: number };
+      v = JSON.parse(DECODER.decode(value)) as { k: string; d: number };
     } catch {
       return; // not one of ours
     }
@@ -517,6 +709,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (!this.#checkFence()) {
       const now = performance.now();
       if (now - this.#lastBeat >= this.heartbeatMs * 0.9) this.#beat();
+      this.#renew(now);
       for (const p of [...this.#peers.values()]) {
         if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
       }
@@ -542,14 +735,23 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   /**
    * Fence when our own heartbeat has not come back for longer than the fence
-   * threshold: every handler calls this first, so a node resuming from a
+   * threshold, or — on a cluster of NATS servers — when no lease renewal sent
+   * within it was confirmed: a node whose server is split from the bucket's
+   * quorum still hears itself, but must stop before the majority takes its
+   * names over. Every handler calls this first, so a node resuming from a
    * pause acts on nothing before it has fenced. True if it fenced.
    */
   #checkFence(): boolean {
-    if (this.#status !== "up" || this.#isolated) return false;
-    if (performance.now() - this.#lastEcho <= this.#fenceAfter) return false;
+    if (this.#status !== "up" || !this.#echoSinceFence || !this.#leaseSinceFence) return false;
+    const now = performance.now();
+    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#leaseAt <= this.#fenceAfter || !this.#clustered())) return false;
     this.#fence();
     return true;
+  }
+
+  /** Connected to a server that is part of a NATS cluster (with a single server, hearing ourselves is reaching the bucket). */
+  #clustered(): boolean {
+    return this.#nc.info?.cluster !== undefined;
   }
 
   #onHeartbeat(m: Msg): void {
@@ -558,7 +760,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (key === undefined) return;
     if (key === this.#key) {
       this.#lastEcho = performance.now();
-      this.#isolated = false;
+      this.#echoSinceFence = true;
       return;
     }
     if (this.#tombstones.has(key)) {
@@ -579,14 +781,21 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onDownNotice(m: Msg): void {
     if (this.#status !== "up") return;
-    const key = keyOf(m);
-    if (key === undefined) return;
+    let notice: { k?: unknown; l?: unknown };
+    try {
+      notice = decodeJson(m.data);
+    } catch {
+      return; // not one of ours
+    }
+    const key = notice.k;
+    if (typeof key !== "string") return;
     if (key === this.#key) {
       this.#fence();
       return;
     }
     if (this.#checkFence()) return;
-    this.#declareDown(key, "down-notice");
+    // `l`: the node said it itself, leaving.
+    this.#declareDown(key, notice.l === 1 ? "left" : "down-notice");
   }
 
   /** The peer record for a key, made on first contact; undefined for ourselves or a tombstone. */
@@ -607,17 +816,35 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#tombstones.add(key);
     this.#publish(this.#subject("down"), encodeJson({ k: key }));
     const peer = this.#peers.get(key);
-    const name = peer?.name ?? key.slice(0, Math.max(0, key.indexOf(".")));
+    const name = nodeOf(key);
     if (peer !== undefined) {
       this.#peers.delete(key);
-      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
-      const fault: Fault = { kind: "noconnection", node: peer.name };
-      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
+      this.#dropPeer(peer);
     }
-    this.#failCallsTo(key, name);
+    this.#failPending(
+      (p) => (p.peer ?? (p.name === undefined ? undefined : this.#names.get(p.name)?.key)) === key,
+      (p) => new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }),
+    );
     for (const t of this.#tracked.values()) t.interested?.delete(key);
     for (const [n, holder] of this.#names) if (holder.key === key) this.#deleteName(n, holder.revision);
     if (peer?.up === true) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason });
+  }
+
+  /** A peer incarnation is given up: its control channel closes and every link to its devices fires noconnection. */
+  #dropPeer(peer: Peer): void {
+    if (peer.channel !== undefined) this.#closeChannel(peer.channel);
+    const fault: Fault = { kind: "noconnection", node: peer.name };
+    for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
+  }
+
+  /** Reject the calls and spawns in flight that `which` picks, each with its own error. */
+  #failPending(which: (p: PendingCall) => boolean, error: (p: PendingCall) => ClusterError): void {
+    for (const [token, p] of [...this.#pending]) {
+      if (!which(p)) continue;
+      this.#pending.delete(token);
+      clearAnyTimeout(p.timer);
+      p.reject(error(p));
+    }
   }
 
   /**
@@ -629,27 +856,23 @@ export class ClusterNode extends Emitter<NodeEvents> {
    */
   #fence(): void {
     if (this.#status !== "up") return;
-    this.#isolated = true;
+    this.#echoSinceFence = false;
+    this.#leaseSinceFence = false;
     const previous = { name: this.#name, incarnation: this.#inc };
     const oldKey = this.#key;
     this.#tombstones.add(oldKey);
     this.#inc = newIncarnation();
     this.#key = `${this.#name}.${this.#inc}`;
+    this.#ownKeys.add(this.#key);
     this.#subscribeIncarnation();
 
     const peers = [...this.#peers.values()];
     this.#peers.clear();
-    for (const peer of peers) {
-      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
-      const fault: Fault = { kind: "noconnection", node: peer.name };
-      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
-    }
-    for (const call of [...this.#pending.keys()]) {
-      const p = this.#pending.get(call)!;
-      this.#pending.delete(call);
-      clearAnyTimeout(p.timer);
-      p.reject(new ClusterError("noconnection", `${p.what}: this node was cut off from the cluster (fenced)`, { fault: { kind: "noconnection", node: p.peer?.split(".")[0] ?? this.#name } }));
-    }
+    for (const peer of peers) this.#dropPeer(peer);
+    this.#failPending(
+      () => true,
+      (p) => new ClusterError("noconnection", `${p.what}: this node was cut off from the cluster (fenced)`, { fault: { kind: "noconnection", node: p.peer === undefined ? this.#name : nodeOf(p.peer) } }),
+    );
     for (const t of this.#tracked.values()) t.interested = null;
     const own: Fault = { kind: "noconnection", node: this.#name };
     for (const [name, ex] of [...this.#exports]) {
@@ -719,7 +942,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       ch.sentAt = Number.NEGATIVE_INFINITY;
       return;
     }
-    const answer = m.data.length === 2 ? "ok" : new TextDecoder().decode(m.data);
+    const answer = m.data.length === 2 ? "ok" : DECODER.decode(m.data);
     if (answer === "refused") {
       // The peer has declared this incarnation down: we are the one cut off.
       if (ch.from === this.#key) this.#fence();
@@ -892,11 +1115,12 @@ export class ClusterNode extends Emitter<NodeEvents> {
       }
     }
     const names = this.#exportsOf.get(dev);
-    if (names !== undefined) for (const name of [...names]) this.#withdraw(name, this.#exports.get(name)!);
+    // The ending goes out before the bucket write: the deletion waits one turn of the event loop.
+    if (names !== undefined) for (const name of [...names]) this.#withdraw(name, this.#exports.get(name)!, this.#deleteNameSoon);
   }
 
   /** @internal A local device notify-linked to `proxy` ended: make sure the remote device hears it. */
-  _localEndedTowards(proxy: Proxy, dev: DeviceId, fault: Fault | undefined): void {
+  _localEndedTowards(proxy: StandIn, dev: DeviceId, fault: Fault | undefined): void {
     if (proxy.synced.delete(dev)) return; // forwarded already: the agent sends the ending
     if (isClosed(proxy.board) || this.#tombstones.has(proxy.peer.key)) return;
     this.#remember(dev, fault);
@@ -905,14 +1129,14 @@ export class ClusterNode extends Emitter<NodeEvents> {
   }
 
   /** @internal A notify link towards this proxy was made or removed; look at it after the current code. */
-  _touched(ref: Proxy): void {
+  _touched(ref: StandIn): void {
     if (ref.syncQueued || isClosed(ref.board)) return;
     ref.syncQueued = true;
     queueMicrotask(() => this.#sync(ref));
   }
 
   /** Forward the notify links made or removed towards `proxy` since the last look. */
-  #sync(proxy: Proxy): void {
+  #sync(proxy: StandIn): void {
     proxy.syncQueued = false;
     if (isClosed(proxy.board)) return;
     const watching = proxy.board.watching;
@@ -938,7 +1162,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   /** @internal LineHost */
   shutdownRemote(ref: ProxyRef, from: DeviceId): boolean {
-    if (!(ref instanceof Proxy)) return deliver(ref.board, { kind: "shutdown", from });
+    if (!(ref instanceof StandIn)) return deliver(ref.board, { kind: "shutdown", from });
     if (isClosed(ref.board) || this.#tombstones.has(ref.peer.key)) return false;
     const local = this.#localBoard(from);
     if (local !== undefined) this.#track(local);
@@ -951,18 +1175,18 @@ export class ClusterNode extends Emitter<NodeEvents> {
     return this.#tracked.get(id)?.board;
   }
 
-  #proxyFor(peer: Peer, dev: DeviceId): Proxy {
+  #proxyFor(peer: Peer, dev: DeviceId): StandIn {
     const k = `${peer.key}/${dev}`;
     let proxy = this.#proxies.get(k);
     if (proxy !== undefined) return proxy;
-    proxy = new Proxy(this, peer, dev);
+    proxy = new StandIn(this, peer, dev);
     this.#proxies.set(k, proxy);
     peer.proxies.add(proxy);
     this.#send(peer, ["mon", dev]);
     return proxy;
   }
 
-  #closeProxy(proxy: Proxy, fault: Fault | undefined): void {
+  #closeProxy(proxy: StandIn, fault: Fault | undefined): void {
     this.#proxies.delete(`${proxy.peer.key}/${proxy.remoteId}`);
     proxy.peer.proxies.delete(proxy);
     proxy.board.sink = null;
@@ -977,10 +1201,10 @@ export class ClusterNode extends Emitter<NodeEvents> {
       return new RemoteLine(this, { board: t.board, nodeName: this.#name, incarnation: this.#inc, remoteId: dev }, name);
     }
     if (this.#tombstones.has(key)) {
-      const dot = key.indexOf(".");
-      const board = new Plugboard(`${key.slice(0, dot)}#${dev}`);
-      disconnect(board, { kind: "noconnection", node: key.slice(0, dot) });
-      return new RemoteLine(this, { board, nodeName: key.slice(0, dot), incarnation: key.slice(dot + 1), remoteId: dev }, name);
+      const node = nodeOf(key);
+      const board = new Plugboard(`${node}#${dev}`);
+      disconnect(board, { kind: "noconnection", node });
+      return new RemoteLine(this, { board, nodeName: node, incarnation: key.slice(node.length + 1), remoteId: dev }, name);
     }
     const peer = this.#peerOf(key)!;
     return new RemoteLine(this, this.#proxyFor(peer, dev), name);
@@ -1048,7 +1272,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       throw new ClusterError("noconnection", `export of "${name}": the node fenced or the device ended meanwhile`, { fault: { kind: "noconnection", node: this.#name } });
     }
     this.#track(board);
-    const entry = { board, revision, sub: undefined as Subscription | undefined, server };
+    const entry: Export = { board, revision, sub: undefined };
     const seen = new Map<string, number>();
     if (server !== undefined) entry.sub = this.#nc.subscribe(this.#subject("svc", name), { callback: (_e, m) => this.#onRequest(seen, server, m) });
     this.#exports.set(name, entry);
@@ -1061,7 +1285,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     return new RemoteLine(this, { board, nodeName: this.#name, incarnation: this.#inc, remoteId: board.id }, name);
   }
 
-  #withdraw(name: string, ex: { board: Plugboard; revision: number; sub: Subscription | undefined }): void {
+  #withdraw(name: string, ex: Export, drop = this.#deleteName): void {
     this.#exports.delete(name);
     const held = this.#exportsOf.get(ex.board.id);
     if (held !== undefined) {
@@ -1069,17 +1293,29 @@ export class ClusterNode extends Emitter<NodeEvents> {
       if (held.length === 0) this.#exportsOf.delete(ex.board.id);
     }
     ex.sub?.unsubscribe();
-    this.#deleteName(name, ex.revision);
+    drop.call(this, name, ex.revision);
   }
+
+  /** Names to delete on the next turn of the event loop (see #agentHeard). */
+  #dropSoon: [name: string, revision: number][] = [];
+  #dropImmediate: ReturnType<typeof setImmediate> | undefined;
+
+  #deleteNameSoon(name: string, revision: number): void {
+    this.#dropSoon.push([name, revision]);
+    this.#dropImmediate ??= setImmediate(this.#dropNow);
+  }
+
+  readonly #dropNow = (): void => {
+    if (this.#dropImmediate !== undefined) clearImmediate(this.#dropImmediate);
+    this.#dropImmediate = undefined;
+    for (const [name, revision] of this.#dropSoon.splice(0)) this.#deleteName(name, revision);
+  };
 
   /** Delete a name only if it is still the revision we know: never someone's newer registration. */
   #deleteName(name: string, revision: number): void {
-    const p = this.#kv.delete(name, { previousSeq: revision }).catch(() => {});
-    this.#background.push(p);
-    void p.then(() => {
-      const i = this.#background.indexOf(p);
-      if (i >= 0) this.#background.splice(i, 1);
-    });
+    // The client sends no compare-and-set for a revision of 0: that would delete whoever holds the name now.
+    if (!(revision > 0)) return;
+    this.#later(this.#kv.delete(name, { previousSeq: revision }).catch(() => {}));
   }
 
   /**
@@ -1215,24 +1451,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
       const bad = durationProblem("timeout", timeout);
       if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
       if (peer !== undefined && this.#tombstones.has(peer)) {
-        throw new ClusterError("noconnection", `call to "${name}": its node ${peer} is gone`, { fault: { kind: "noconnection", node: peer.split(".")[0]! } });
+        throw new ClusterError("noconnection", `call to "${name}": its node ${peer} is gone`, { fault: { kind: "noconnection", node: nodeOf(peer) } });
       }
-      const data = this.#encodeRequest(request);
-      const token = ++this.#token;
-      return new Promise<Res>((resolve, reject) => {
-        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer, name, what: `call to "${name}"` };
-        if (timeout !== Number.POSITIVE_INFINITY) {
-          pending.timer = setAnyTimeout(() => {
-            if (this.#pending.delete(token)) reject(new ClusterError("timeout", `call to "${name}" got no reply within ${timeout} ms`));
-          }, timeout);
-        }
-        this.#pending.set(token, pending);
-        if (!this.#publish(this.#subject("svc", name), data, this.#subject("r", this.#name, this.#inc, String(token)))) {
-          this.#pending.delete(token);
-          clearAnyTimeout(pending.timer);
-          reject(new ClusterError("closed", `call to "${name}": the connection is closed`));
-        }
-      });
+      return this.#request<Res>(this.#subject("svc", name), this.#encodeRequest(request), timeout, { peer, name, what: `call to "${name}"` });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1272,6 +1493,36 @@ export class ClusterNode extends Emitter<NodeEvents> {
     return { name, peer: this.#names.get(name)?.key };
   }
 
+  /**
+   * Publish a request whose reply comes back on this incarnation's `r.<token>`
+   * subject (one subscription for all of them, no inbox per request).
+   */
+  #request<T>(subject: string, data: Uint8Array, timeout: number, about: Pick<PendingCall, "peer" | "name" | "what" | "spawnedFor">): Promise<T> {
+    const token = ++this.#token;
+    return new Promise<T>((resolve, reject) => {
+      const pending: PendingCall = { token, timeout, resolve: resolve as (v: unknown) => void, reject, timer: undefined, ...about };
+      pending.timer = setAnyTimeout(this.#timedOut, timeout, pending);
+      this.#pending.set(token, pending);
+      if (!this.#publish(subject, data, this.#subject("r", this.#name, this.#inc, String(token)))) {
+        this.#pending.delete(token);
+        clearAnyTimeout(pending.timer);
+        reject(new ClusterError("closed", `${about.what}: the connection is closed`));
+      }
+    });
+  }
+
+  readonly #timedOut = (pending: PendingCall): void => {
+    const token = pending.token;
+    if (this.#pending.get(token) !== pending) return;
+    this.#pending.delete(token);
+    // A spawn that answers after its caller gave up started a child nobody supervises: it is stopped when its reply comes.
+    if (pending.spawnedFor !== undefined) {
+      if (this.#abandoned.size >= 1024) this.#abandoned.delete(this.#abandoned.keys().next().value as number);
+      this.#abandoned.set(token, pending.spawnedFor);
+    }
+    pending.reject(new ClusterError("timeout", `${pending.what}: no reply within ${pending.timeout} ms`));
+  };
+
   #encodeRequest(request: unknown): Uint8Array {
     try {
       return encodeValue(request);
@@ -1285,12 +1536,20 @@ export class ClusterNode extends Emitter<NodeEvents> {
     const subject = m.subject;
     const token = Number(subject.slice(subject.lastIndexOf(".") + 1));
     const pending = this.#pending.get(token);
-    if (pending === undefined) return; // late: the caller already gave up
+    if (pending === undefined) {
+      // Late: the caller already gave up. A late spawn's child is stopped, so it is not left running unsupervised.
+      const spawn = this.#abandoned.get(token);
+      if (spawn !== undefined) {
+        this.#abandoned.delete(token);
+        this.#stopLateChild(m, spawn);
+      }
+      return;
+    }
     this.#pending.delete(token);
     clearAnyTimeout(pending.timer);
     if (m.headers?.code === 503) {
       if (pending.peer !== undefined && this.#tombstones.has(pending.peer)) {
-        pending.reject(new ClusterError("noconnection", `${pending.what}: its node is gone`, { fault: { kind: "noconnection", node: pending.peer.split(".")[0]! } }));
+        pending.reject(new ClusterError("noconnection", `${pending.what}: its node is gone`, { fault: { kind: "noconnection", node: nodeOf(pending.peer) } }));
       } else pending.reject(new ClusterError("no-responders", `${pending.what}: nobody serves it`));
       return;
     }
@@ -1308,18 +1567,21 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
   }
 
-  #onCastBounce(m: Msg): void {
-    if (m.headers?.code === 503) this.#stats.castsUndelivered++;
+  #stopLateChild(m: Msg, spawn: { parent: DeviceId; on: string }): void {
+    let answer: unknown[];
+    try {
+      answer = decodeValue(m.data) as unknown[];
+    } catch {
+      return;
+    }
+    if (answer[0] !== 0) return;
+    const [dev, inc] = answer[1] as [number, string];
+    const peer = this.#peerOf(`${spawn.on}.${inc}`);
+    if (peer !== undefined) this.#send(peer, ["stop", dev, spawn.parent]);
   }
 
-  #failCallsTo(key: string, name: string): void {
-    for (const [token, p] of this.#pending) {
-      const callee = p.peer ?? (p.name === undefined ? undefined : this.#names.get(p.name)?.key);
-      if (callee !== key) continue;
-      this.#pending.delete(token);
-      clearAnyTimeout(p.timer);
-      p.reject(new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }));
-    }
+  #onCastBounce(m: Msg): void {
+    if (m.headers?.code === 503) this.#stats.castsUndelivered++;
   }
 
   // ------------------------------------------------------------------ remote children
@@ -1361,19 +1623,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
       const parent = options.parent._board;
       this.#track(parent);
       const data = this.#encodeRequest([kind, args, this.#key, parent.id]);
-      const token = ++this.#token;
-      return new Promise<[number, string]>((resolve, reject) => {
-        const pending: PendingCall = { resolve: resolve as (v: unknown) => void, reject, timer: undefined, peer: undefined, name: undefined, what: `spawn of "${kind}" on ${on}` };
-        pending.timer = setAnyTimeout(() => {
-          if (this.#pending.delete(token)) reject(new ClusterError("timeout", `${pending.what}: no reply within ${timeout} ms`));
-        }, timeout);
-        this.#pending.set(token, pending);
-        if (!this.#publish(this.#subject("spawn", on), data, this.#subject("r", this.#name, this.#inc, String(token)))) {
-          this.#pending.delete(token);
-          clearAnyTimeout(pending.timer);
-          reject(new ClusterError("closed", `${pending.what}: the connection is closed`));
-        }
-      }).then(([dev, inc]) => this.#lineTo(`${on}.${inc}`, dev, undefined)!);
+      return this.#request<[number, string]>(this.#subject("spawn", on), data, timeout, { peer: undefined, name: undefined, what: `spawn of "${kind}" on ${on}`, spawnedFor: { parent: parent.id, on } }).then(
+        ([dev, inc]) => this.#lineTo(`${on}.${inc}`, dev, undefined)!,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1396,7 +1648,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     const peer = this.#peerOf(parentKey);
     if (peer === undefined) {
-      this.#respond(reply, [1, "noconnection", `the parent's node ${parentKey} is gone`, faultToWire({ kind: "noconnection", node: parentKey.split(".")[0]! })]);
+      this.#respond(reply, [1, "noconnection", `the parent's node ${parentKey} is gone`, faultToWire({ kind: "noconnection", node: nodeOf(parentKey) })]);
       return;
     }
     const device = new Device({ name: kind });
@@ -1436,20 +1688,16 @@ export class ClusterNode extends Emitter<NodeEvents> {
     clearAnyTimeout(this.#tick);
     this.#tick = undefined;
     for (const [name, ex] of [...this.#exports]) this.#withdraw(name, ex);
-    this.#publish(this.#subject("down"), encodeJson({ k: this.#key }));
-    for (const peer of [...this.#peers.values()]) {
-      if (peer.channel !== undefined) this.#closeChannel(peer.channel);
-      const fault: Fault = { kind: "noconnection", node: peer.name };
-      for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
-    }
+    this.#publish(this.#subject("down"), encodeJson({ k: this.#key, l: 1 }));
+    for (const peer of this.#peers.values()) this.#dropPeer(peer);
     this.#peers.clear();
-    for (const [token, p] of [...this.#pending]) {
-      this.#pending.delete(token);
-      clearAnyTimeout(p.timer);
-      p.reject(new ClusterError("closed", `${p.what}: node ${this.#name} closed`));
-    }
+    this.#failPending(
+      () => true,
+      (p) => new ClusterError("closed", `${p.what}: node ${this.#name} closed`),
+    );
     this.#agent.sink = null;
     disconnect(this.#agent, undefined);
+    this.#dropNow();
     for (const w of this.#flushWaiters.splice(0)) w();
     this.#watcher?.stop();
     this.#statusIter?.stop();
@@ -1458,6 +1706,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
       this.#watchRetry.resolve();
     }
     await Promise.allSettled([...this.#background]);
+    // The node name is free again (unless it is someone else's now: then the revision no longer matches).
+    // Revision 0: this node never held its name (its start was refused), and a delete without a revision would delete the holder's.
+    if (this.#closeError === undefined && this.#claimRevision > 0) await this.#claims.delete(this.#name, { previousSeq: this.#claimRevision }).catch(() => {});
     // Drain (deliver what is buffered), but not forever: with the server away a drain waits for a reconnect.
     let timer: AnyTimer;
     const gaveUp = new Promise<"late">((resolve) => (timer = setAnyTimeout(() => resolve("late"), this.detectionBoundMs)));
@@ -1470,6 +1721,23 @@ export class ClusterNode extends Emitter<NodeEvents> {
     clearAnyTimeout(closedTimer);
     await Promise.allSettled([...this.#background]);
     this.#status = "closed";
+    this.emit("closed", { error: this.#closeError });
+  }
+}
+
+/** The node name of a node key (`name.incarnation`). */
+function nodeOf(key: string): string {
+  const dot = key.indexOf(".");
+  return dot < 0 ? key : key.slice(0, dot);
+}
+
+/** The node key a claim entry names; undefined for an entry this library did not write. */
+function claimHolder(value: Uint8Array): string | undefined {
+  try {
+    const k = decodeJson<{ k: unknown }>(value).k;
+    return typeof k === "string" ? k : undefined;
+  } catch {
+    return undefined;
   }
 }
 

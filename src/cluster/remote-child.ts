@@ -4,6 +4,7 @@
  */
 import { Device } from "../core/device.js";
 import type { Restart, Shutdown, ChildSpec, ChildContext } from "../supervisor/child-spec.js";
+import { durationProblem } from "../core/timer.js";
 import { ClusterError } from "./cluster-error.js";
 import type { ClusterNode } from "./node.js";
 import type { RemoteLine } from "./remote-line.js";
@@ -51,6 +52,8 @@ export function remoteChild(options: RemoteChildOptions): ChildSpec<RemoteLine> 
   if (typeof on !== "string" || on.length === 0) throw new ClusterError("invalid-argument", "remoteChild: on must be a node name");
   if (typeof spawn !== "string" || spawn.length === 0) throw new ClusterError("invalid-argument", "remoteChild: spawn must be a spawner kind");
   if (node === null || typeof node !== "object" || typeof node.spawn !== "function") throw new ClusterError("invalid-argument", "remoteChild: node must be a ClusterNode");
+  const bad = durationProblem("startTimeout", startTimeout);
+  if (bad !== undefined) throw new ClusterError("invalid-argument", `remoteChild: ${bad}`);
   const spec: ChildSpec<RemoteLine> = {
     id,
     init: (ctx: ChildContext) => node.spawn(on, spawn, args, { parent: ctx.device, timeout: startTimeout }),

@@ -9,6 +9,7 @@ import { Device } from "../../src/core/device.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { type ClusterNode, ClusterError, connectNode, remoteChild } from "../../src/cluster/index.js";
 import { BackplaneError } from "../../src/core/error.js";
+import { connect } from "nats";
 import { cleanup, NatsServer, natsMissing } from "./harness.js";
 
 const why = natsMissing();
@@ -67,12 +68,64 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       expect(b.members().find((m) => m.name === "a")?.incarnation).toBe(a.id.incarnation);
     });
 
-    it("a node that closes is down for the others at once (its down notice), reason left or down-notice", async () => {
+    it("a node that closes is down for the others at once, reason left; it emits closed with no error", async () => {
       const [a, b] = await pair();
-      const down = new Promise<{ node: { name: string } }>((resolve) => a.on("node-down", resolve));
+      const down = new Promise<{ node: { name: string }; reason: string }>((resolve) => a.on("node-down", resolve));
+      const closed = new Promise<{ error: unknown }>((resolve) => b.on("closed", resolve));
       await b.close();
-      expect((await down).node.name).toBe("b");
+      expect(await down).toMatchObject({ node: { name: "b" }, reason: "left" });
+      expect(await closed).toEqual({ error: undefined });
       expect(a.members().map((m) => m.name)).toEqual(["a"]);
+    });
+
+    it("two nodes starting under one name at the same instant: exactly one joins, the other is refused with name-taken", { timeout: 30_000 }, async () => {
+      for (let round = 0; round < 5; round++) {
+        const cluster = `c${++seq}`;
+        const starts = await Promise.allSettled(
+          [0, 1, 2].map(() => connectNode({ servers: server.url, name: "twin", cluster, heartbeatMs: HB, missedHeartbeats: MISSED })),
+        );
+        const joined = starts.filter((r): r is PromiseFulfilledResult<ClusterNode> => r.status === "fulfilled").map((r) => r.value);
+        nodes.push(...joined);
+        expect(joined).toHaveLength(1);
+        for (const r of starts) if (r.status === "rejected") expect(r.reason).toMatchObject({ code: "name-taken" });
+      }
+    });
+
+    it("a node name whose holder is gone without closing (nothing answers its ping, as after a crash) is taken over at once", async () => {
+      const cluster = `c${++seq}`;
+      // The claim a crashed process leaves behind: its entry, and nobody listening for its incarnation.
+      const nc = await connect({ servers: server.url });
+      const claims = await nc.jetstream().views.kv(`bp_${cluster}_nodes`, { history: 1 });
+      await claims.create("phoenix", new TextEncoder().encode(JSON.stringify({ k: "phoenix.crashed0" })));
+      const again = await connectNode({ servers: server.url, name: "phoenix", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
+      nodes.push(again);
+      const entry = await claims.get("phoenix");
+      expect(JSON.parse(new TextDecoder().decode(entry!.value))).toEqual({ k: `phoenix.${again.id.incarnation}` });
+      // Renewed as a lease, once a heartbeat.
+      const renewed = entry!.revision;
+      await new Promise<void>((resolve) => {
+        const look = (): void => void claims.get("phoenix").then((e) => (e !== null && e.revision > renewed ? resolve() : setTimeout(look, HB / 2)));
+        look();
+      });
+      await again.close();
+      expect((await claims.get("phoenix"))?.operation).not.toBe("PUT"); // close frees the name
+      await nc.close();
+    });
+
+    it("a node whose name was taken while it was cut off closes itself with name-taken", async () => {
+      const cluster = `c${++seq}`;
+      const node = await connectNode({ servers: server.url, name: "usurped", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
+      const closed = new Promise<{ error: unknown }>((resolve) => node.on("closed", resolve));
+      // Another node took the name (as one started while this one was unreachable would): its incarnation answers pings.
+      const nc = await connect({ servers: server.url });
+      nc.subscribe(`bp.${cluster}.ping.usurped.taker0`, { callback: (_e, m) => void m.respond(new Uint8Array()) });
+      await nc.flush();
+      const claims = await nc.jetstream().views.kv(`bp_${cluster}_nodes`, { history: 1 });
+      await claims.put("usurped", new TextEncoder().encode(JSON.stringify({ k: "usurped.taker0" })));
+      expect(await closed).toMatchObject({ error: { code: "name-taken" } });
+      expect(JSON.parse(new TextDecoder().decode((await claims.get("usurped"))!.value))).toEqual({ k: "usurped.taker0" }); // not deleted on the way out
+      await expect(node.lookup("x")).rejects.toMatchObject({ code: "closed" });
+      await nc.close();
     });
 
     it("a second live node with the same name is refused with name-taken (two would fence each other in turn)", async () => {
@@ -368,6 +421,27 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       await sup.start();
       await sup.stop();
       await wasStopped;
+    });
+
+    it("a spawn whose reply comes after its timeout: the caller gets timeout, and the child it started is stopped, not left unsupervised", async () => {
+      const [a, b] = await pair();
+      let stopped!: () => void;
+      const wasStopped = new Promise<void>((r) => (stopped = r));
+      b.spawner("slow", (_args, signal) => {
+        // Both nodes share this event loop: while it is blocked, the caller's timer expires, and it fires before the reply is read.
+        const until = Date.now() + 100;
+        while (Date.now() < until);
+        return new Promise<void>((resolve) => signal.addEventListener("abort", () => (stopped(), resolve())));
+      });
+      await expect(a.spawn("b", "slow", null, { parent: new Device(), timeout: 20 })).rejects.toMatchObject({ code: "timeout" });
+      await wasStopped;
+    });
+
+    it("remoteChild refuses a bad startTimeout when the spec is made, not at its first start", async () => {
+      const [a] = await pair();
+      for (const startTimeout of [-1, Number.NaN, "5" as unknown as number]) {
+        expect(() => remoteChild({ id: "x", on: "b", node: a, spawn: "k", startTimeout })).toThrow(expect.objectContaining({ code: "invalid-argument" }));
+      }
     });
   });
 
