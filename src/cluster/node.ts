@@ -24,6 +24,7 @@ import { errorText } from "../core/describe.js";
 import { CallError } from "../calls/call-error.js";
 import { serve, type Server } from "../calls/server.js";
 import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
+import { type ClaimHost, NodeClaim } from "./node-claim.js";
 import { type ProxyRef, RemoteLine } from "./remote-line.js";
 import { decodeJson, decodeValue, encodeJson, encodeValue, faultFromWire, faultToWire, type WireFault } from "./wire.js";
 
@@ -315,8 +316,8 @@ function newIncarnation(): string {
 export class ClusterNode extends Emitter<NodeEvents> {
   readonly #nc: NatsConnection;
   readonly #kv: KV;
-  /** The node-name bucket: this node's entry is its claim on the name, renewed as a lease. */
-  readonly #claims: KV;
+  /** This node's claim on its name, renewed as a lease (see node-claim.ts). */
+  readonly #claim: NodeClaim;
   readonly #cluster: string;
   readonly #name: string;
   #inc: string;
@@ -362,22 +363,12 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #ackPrefix = "";
   /** When our own heartbeat last came back. */
   #lastEcho: number;
-  /** When the last lease renewal that the bucket confirmed was sent. */
-  #leaseAt: number;
-  #leaseSentAt = 0;
-  #leaseBusy = false;
-  /** The revision of our entry in the claims bucket (the next renewal's compare-and-set). */
-  #claimRevision = 0;
-  /** Every key this node has had: an entry naming one of them is ours. */
-  readonly #ownKeys = new Set<string>();
-  /** Ping responders by incarnation: the current one, and older ones until the claim entry names the current. */
-  readonly #pings = new Map<string, Subscription>();
   /**
-   * Since the last fence: our heartbeat came back, and a renewal was confirmed.
-   * Until both, we are isolated, and fencing again would only burn incarnations.
+   * Since the last fence our heartbeat came back. Until it has, and the claim
+   * names the new incarnation, we are isolated, and fencing again would only
+   * burn incarnations.
    */
   #echoSinceFence = true;
-  #leaseSinceFence = true;
   /** Why the node closed itself (its name was taken while it was cut off). */
   #closeError: ClusterError | undefined;
   #lastBeat = 0;
@@ -396,7 +387,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     super();
     this.#nc = nc;
     this.#kv = kv;
-    this.#claims = claims;
+    this.#claim = new NodeClaim(nc, claims, this.#claimHost, name, heartbeatMs * missedHeartbeats, heartbeatMs);
     this.#name = name;
     this.#cluster = cluster;
     this.heartbeatMs = heartbeatMs;
@@ -406,9 +397,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#prefixLength = `bp.${cluster}.`.length;
     this.#inc = newIncarnation();
     this.#key = `${name}.${this.#inc}`;
-    this.#ownKeys.add(this.#key);
-    // Messages can arrive while _start() still awaits: the fence clocks start now, not at 0.
-    this.#lastEcho = this.#leaseAt = performance.now();
+    // Messages can arrive while _start() still awaits: the fence clock starts now, not at 0.
+    this.#lastEcho = performance.now();
     this.#agent = new Plugboard(`cluster:${name}`);
     this.#agent.sink = { deliver: (m) => this.#agentHeard(m) };
   }
@@ -477,7 +467,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     // The ping responder is live before the claim names this incarnation, so whoever reads the claim can ask it.
     this.#subscribeIncarnation();
     await nc.flush();
-    await this.#claim();
+    await this.#claim.take(this.#key);
     this.#subs.push(nc.subscribe(this.#subject("hb"), { callback: (_e, m) => this.#onHeartbeat(m) }));
     this.#subs.push(nc.subscribe(this.#subject("down"), { callback: (_e, m) => this.#onDownNotice(m) }));
     this.#subs.push(nc.subscribe(this.#subject("spawn", this.#name), { callback: (_e, m) => this.#onSpawn(m) }));
@@ -488,121 +478,15 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#arm();
   }
 
-  // ------------------------------------------------------------------ the node's name: a claim, renewed as a lease
-
-  /**
-   * Take this node's name: create its entry in the claims bucket, or take it
-   * over (compare-and-set) from a holder that does not answer a ping within
-   * the time its peers would declare it down. Two nodes starting under one
-   * name at the same instant cannot both win: the bucket orders the writes,
-   * and the loser finds a holder that answers.
-   */
-  async #claim(): Promise<void> {
-    const value = encodeJson({ k: this.#key });
-    const sentAt = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.#claimRevision = await this.#claims.create(this.#name, value);
-        break;
-      } catch (error) {
-        const held = await this.#claims.get(this.#name);
-        if (held === null || held.operation !== "PUT") {
-          if (attempt < 3) continue; // deleted meanwhile: create again
-          throw new ClusterError("remote-error", `could not claim the node name "${this.#name}"`, { cause: error });
-        }
-        const holder = claimHolder(held.value);
-        if (holder !== undefined && (await this.#answers(holder))) {
-          throw new ClusterError("name-taken", `a live node already has the name "${this.#name}" (incarnation ${holder.slice(holder.indexOf(".") + 1)})`);
-        }
-        try {
-          this.#claimRevision = await this.#claims.update(this.#name, value, held.revision);
-          break;
-        } catch (lost) {
-          // Someone else took it over from the same silent holder first: look again (it will answer).
-          if (attempt >= 3) throw new ClusterError("name-taken", `the node name "${this.#name}" was taken over by another node first`, { cause: lost });
-        }
-      }
-    }
-    this.#leaseAt = sentAt;
-  }
-
-  /** True when the node incarnation `key` answers a ping; false when nobody listens there or it stays silent until it would be declared down. */
-  #answers(key: string): Promise<boolean> {
-    return this.#nc.request(this.#subject("ping", key), undefined, { timeout: this.#downAfter }).then(
-      () => true,
-      () => false,
-    );
-  }
-
-  /**
-   * Renew the lease: write our current key over our claim entry (compare-and-set),
-   * once a heartbeat. A confirmed renewal proves this node still reaches the
-   * bucket's quorum; see #checkFence for what a stale one does.
-   */
-  #renew(now: number): void {
-    if (this.#leaseBusy || now - this.#leaseSentAt < this.heartbeatMs * 0.9) return;
-    this.#leaseBusy = true;
-    this.#leaseSentAt = now;
-    const key = this.#key;
-    this.#later(
-      this.#claims
-        .update(this.#name, encodeJson({ k: key }), this.#claimRevision)
-        .then(
-          (revision) => this.#leased(revision, now, key),
-          () => this.#leaseRefused(now),
-        )
-        .finally(() => {
-          this.#leaseBusy = false;
-        }),
-    );
-  }
-
-  #leased(revision: number, sentAt: number, key: string): void {
-    if (this.#status !== "up") return;
-    this.#claimRevision = revision;
-    this.#leaseAt = Math.max(this.#leaseAt, sentAt);
-    if (key !== this.#key) return; // written before a fence: the next renewal names the new incarnation
-    this.#leaseSinceFence = true;
-    // The entry names this incarnation now: pings of older ones need no answer any more.
-    for (const [inc, sub] of this.#pings) {
-      if (inc === this.#inc) continue;
-      sub.unsubscribe();
-      this.#pings.delete(inc);
-    }
-  }
-
-  /**
-   * A renewal failed. Most often the bucket was out of reach (the next tick
-   * tries again); if the entry changed under us, find out whose it is now.
-   */
-  async #leaseRefused(sentAt: number): Promise<void> {
-    const held = await this.#claims.get(this.#name).catch(() => undefined);
-    if (held === undefined || this.#status !== "up") return; // out of reach: try again next tick
-    const value = encodeJson({ k: this.#key });
-    if (held === null || held.operation !== "PUT") {
-      // Our entry was deleted (by hand, or the bucket was recreated): claim it again.
-      const revision = await this.#claims.create(this.#name, value).catch(() => undefined);
-      if (revision !== undefined) this.#leased(revision, sentAt, this.#key);
-      return;
-    }
-    if (held.revision === this.#claimRevision) return; // unchanged: the write itself failed
-    const holder = claimHolder(held.value);
-    if (holder !== undefined && this.#ownKeys.has(holder)) {
-      this.#claimRevision = held.revision; // an earlier renewal of ours landed after all
-      return;
-    }
-    const alive = holder !== undefined && (await this.#answers(holder));
-    if (this.#status !== "up") return;
-    if (alive) {
-      // While we were cut off, a node was started under our name and took it: it is the node now.
-      this.#closeError = new ClusterError("name-taken", `node ${this.#name} closed itself: while it was cut off, another node took its name (incarnation ${holder.slice(holder.indexOf(".") + 1)})`);
+  readonly #claimHost: ClaimHost = {
+    pingSubject: (key) => this.#subject("ping", key),
+    up: () => this.#status === "up",
+    later: (p) => this.#later(p),
+    lost: (error) => {
+      this.#closeError = error;
       void this.close();
-      return;
-    }
-    // A taker that is gone again: take the name back.
-    const revision = await this.#claims.update(this.#name, value, held.revision).catch(() => undefined);
-    if (revision !== undefined) this.#leased(revision, sentAt, this.#key);
-  }
+    },
+  };
 
   /** Keep `p` in #background until it settles (close() waits for it). */
   #later(p: Promise<unknown>): void {
@@ -617,7 +501,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #subscribeIncarnation(): void {
     for (const s of this.#incSubs) s.unsubscribe();
-    this.#pings.set(this.#inc, this.#nc.subscribe(this.#subject("ping", this.#name, this.#inc), { callback: (_e, m) => void m.respond(OK) }));
+    this.#claim.answerFor(this.#key);
     this.#castPrefix = `${this.#subject("c", this.#name, this.#inc)}.`;
     this.#ackPrefix = `${this.#subject("a", this.#name, this.#inc)}.`;
     // Sequence numbers are per incarnation: a receiver keys them by the caller's incarnation.
@@ -709,7 +593,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (!this.#checkFence()) {
       const now = performance.now();
       if (now - this.#lastBeat >= this.heartbeatMs * 0.9) this.#beat();
-      this.#renew(now);
+      this.#claim.renew(now, this.#key);
       for (const p of [...this.#peers.values()]) {
         if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
       }
@@ -742,9 +626,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
    * pause acts on nothing before it has fenced. True if it fenced.
    */
   #checkFence(): boolean {
-    if (this.#status !== "up" || !this.#echoSinceFence || !this.#leaseSinceFence) return false;
+    if (this.#status !== "up" || !this.#echoSinceFence || !this.#claim.names(this.#key)) return false;
     const now = performance.now();
-    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#leaseAt <= this.#fenceAfter || !this.#clustered())) return false;
+    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#claim.leaseAt <= this.#fenceAfter || !this.#clustered())) return false;
     this.#fence();
     return true;
   }
@@ -857,13 +741,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #fence(): void {
     if (this.#status !== "up") return;
     this.#echoSinceFence = false;
-    this.#leaseSinceFence = false;
     const previous = { name: this.#name, incarnation: this.#inc };
     const oldKey = this.#key;
     this.#tombstones.add(oldKey);
     this.#inc = newIncarnation();
     this.#key = `${this.#name}.${this.#inc}`;
-    this.#ownKeys.add(this.#key);
     this.#subscribeIncarnation();
 
     const peers = [...this.#peers.values()];
@@ -1707,8 +1589,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     await Promise.allSettled([...this.#background]);
     // The node name is free again (unless it is someone else's now: then the revision no longer matches).
-    // Revision 0: this node never held its name (its start was refused), and a delete without a revision would delete the holder's.
-    if (this.#closeError === undefined && this.#claimRevision > 0) await this.#claims.delete(this.#name, { previousSeq: this.#claimRevision }).catch(() => {});
+    await this.#claim.release();
     // Drain (deliver what is buffered), but not forever: with the server away a drain waits for a reconnect.
     let timer: AnyTimer;
     const gaveUp = new Promise<"late">((resolve) => (timer = setAnyTimeout(() => resolve("late"), this.detectionBoundMs)));
@@ -1729,16 +1610,6 @@ export class ClusterNode extends Emitter<NodeEvents> {
 function nodeOf(key: string): string {
   const dot = key.indexOf(".");
   return dot < 0 ? key : key.slice(0, dot);
-}
-
-/** The node key a claim entry names; undefined for an entry this library did not write. */
-function claimHolder(value: Uint8Array): string | undefined {
-  try {
-    const k = decodeJson<{ k: unknown }>(value).k;
-    return typeof k === "string" ? k : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function endingMessage(board: Plugboard): Message {

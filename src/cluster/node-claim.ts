@@ -1,0 +1,200 @@
+/**
+ * A node's claim on its name: one entry in the cluster's node bucket naming
+ * the incarnation that holds the name, created at start and renewed once a
+ * heartbeat as a lease.
+ *
+ * Why a bucket entry and not just asking "is anyone called this?": two nodes
+ * starting under one name at the same instant would both hear silence. The
+ * bucket orders their creates, and the loser finds a holder that answers.
+ * Why renew it: a confirmed renewal proves the node reaches the bucket's
+ * quorum, which is what a node on the minority side of a split between NATS
+ * servers no longer does even though it still hears its own server.
+ */
+import type { KV, NatsConnection, Subscription } from "nats";
+import { ClusterError } from "./cluster-error.js";
+import { decodeJson, encodeJson } from "./wire.js";
+
+const ANSWER = new Uint8Array(0);
+
+/** What the claim needs from its node. */
+export interface ClaimHost {
+  /** The subject on which incarnation `key` (`name.incarnation`) answers pings. */
+  pingSubject(key: string): string;
+  /** The node is still up (not closing or closed). */
+  up(): boolean;
+  /** Keep a background promise until it settles (close waits for it). */
+  later(p: Promise<unknown>): void;
+  /** Another live node holds the name now: the node must close itself with this error. */
+  lost(error: ClusterError): void;
+}
+
+/** The claim of one node on its name. */
+export class NodeClaim {
+  /** The revision of our entry (the next renewal's compare-and-set); 0 until the name is ours. */
+  #revision = 0;
+  /** When the last renewal the bucket confirmed was sent. */
+  #leaseAt: number;
+  #sentAt = 0;
+  #busy = false;
+  /** The key the entry was last confirmed to name. */
+  #confirmed = "";
+  /** Every key this node has had: an entry naming one of them is ours. */
+  readonly #ownKeys = new Set<string>();
+  /** Ping responders by key: the current one, and older ones until the entry names the current one. */
+  readonly #pings = new Map<string, Subscription>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly kv: KV,
+    private readonly host: ClaimHost,
+    private readonly name: string,
+    /** How long a silent holder is given to answer: the time its peers take to declare it down. */
+    private readonly silentFor: number,
+    /** Renew at most this often. */
+    private readonly everyMs: number,
+  ) {
+    this.#leaseAt = performance.now();
+  }
+
+  /** When the last confirmed renewal was sent (performance.now() time). */
+  get leaseAt(): number {
+    return this.#leaseAt;
+  }
+
+  /** The bucket has confirmed that the entry names `key`. */
+  names(key: string): boolean {
+    return this.#confirmed === key;
+  }
+
+  /** Answer pings for `key`, a new incarnation of this node, before any entry can name it. */
+  answerFor(key: string): void {
+    this.#ownKeys.add(key);
+    this.#pings.set(key, this.nc.subscribe(this.host.pingSubject(key), { callback: (_e, m) => void m.respond(ANSWER) }));
+  }
+
+  /**
+   * Take the name for `key` at start: create the entry, or take it over
+   * (compare-and-set) from a holder that does not answer within `silentFor`.
+   *
+   * @throws {ClusterError} `name-taken` when a live node holds it; `remote-error` when the bucket cannot be written.
+   */
+  async take(key: string): Promise<void> {
+    const value = encodeJson({ k: key });
+    const sentAt = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.#revision = await this.kv.create(this.name, value);
+        break;
+      } catch (error) {
+        const held = await this.kv.get(this.name);
+        if (held === null || held.operation !== "PUT") {
+          if (attempt < 3) continue; // deleted meanwhile: create again
+          throw new ClusterError("remote-error", `could not claim the node name "${this.name}"`, { cause: error });
+        }
+        const holder = holderOf(held.value);
+        if (holder !== undefined && (await this.#answers(holder))) {
+          throw new ClusterError("name-taken", `a live node already has the name "${this.name}" (incarnation ${incarnationOf(holder)})`);
+        }
+        try {
+          this.#revision = await this.kv.update(this.name, value, held.revision);
+          break;
+        } catch (lost) {
+          // Someone else took it over from the same silent holder first: look again (it will answer).
+          if (attempt >= 3) throw new ClusterError("name-taken", `the node name "${this.name}" was taken over by another node first`, { cause: lost });
+        }
+      }
+    }
+    this.#leaseAt = sentAt;
+    this.#confirmed = key;
+  }
+
+  /** True when incarnation `key` answers a ping; false when nobody listens there or it stays silent for `silentFor`. */
+  #answers(key: string): Promise<boolean> {
+    return this.nc.request(this.host.pingSubject(key), undefined, { timeout: this.silentFor }).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** From the node's tick: write `key` over our entry (compare-and-set), at most once per `everyMs`, one write at a time. */
+  renew(now: number, key: string): void {
+    if (this.#busy || this.#revision === 0 || now - this.#sentAt < this.everyMs * 0.9) return;
+    this.#busy = true;
+    this.#sentAt = now;
+    this.host.later(
+      this.kv
+        .update(this.name, encodeJson({ k: key }), this.#revision)
+        .then(
+          (revision) => this.#renewed(revision, now, key),
+          () => this.#refused(now, key),
+        )
+        .finally(() => {
+          this.#busy = false;
+        }),
+    );
+  }
+
+  #renewed(revision: number, sentAt: number, key: string): void {
+    this.#revision = revision;
+    this.#leaseAt = Math.max(this.#leaseAt, sentAt);
+    this.#confirmed = key;
+    // The entry names `key` now: pings of older incarnations need no answer any more.
+    for (const [k, sub] of this.#pings) {
+      if (k === key) continue;
+      sub.unsubscribe();
+      this.#pings.delete(k);
+    }
+  }
+
+  /**
+   * A renewal failed. Most often the bucket was out of reach (the next tick
+   * tries again); if the entry changed under us, find out whose it is now.
+   */
+  async #refused(sentAt: number, key: string): Promise<void> {
+    const held = await this.kv.get(this.name).catch(() => undefined);
+    if (held === undefined || !this.host.up()) return; // out of reach: try again next tick
+    const value = encodeJson({ k: key });
+    if (held === null || held.operation !== "PUT") {
+      // Our entry was deleted (by hand, or the bucket was made again): claim it again.
+      const revision = await this.kv.create(this.name, value).catch(() => undefined);
+      if (revision !== undefined) this.#renewed(revision, sentAt, key);
+      return;
+    }
+    if (held.revision === this.#revision) return; // unchanged: the write itself failed
+    const holder = holderOf(held.value);
+    if (holder !== undefined && this.#ownKeys.has(holder)) {
+      this.#revision = held.revision; // an earlier renewal of ours landed after all
+      return;
+    }
+    const alive = holder !== undefined && (await this.#answers(holder));
+    if (!this.host.up()) return;
+    if (alive) {
+      // While we were cut off, a node was started under our name and took it: it is the node now.
+      this.host.lost(new ClusterError("name-taken", `node ${this.name} closed itself: while it was cut off, another node took its name (incarnation ${incarnationOf(holder)})`));
+      return;
+    }
+    // A taker that is gone again: take the name back.
+    const revision = await this.kv.update(this.name, value, held.revision).catch(() => undefined);
+    if (revision !== undefined) this.#renewed(revision, sentAt, key);
+  }
+
+  /** Free the name on close (compare-and-set: never a taker's entry; nothing when the name was never ours). */
+  async release(): Promise<void> {
+    // Revision 0: the start was refused, and a delete without a revision would delete the holder's entry.
+    if (this.#revision > 0) await this.kv.delete(this.name, { previousSeq: this.#revision }).catch(() => {});
+  }
+}
+
+/** The node key a claim entry names; undefined for an entry this library did not write. */
+function holderOf(value: Uint8Array): string | undefined {
+  try {
+    const k = decodeJson<{ k: unknown }>(value).k;
+    return typeof k === "string" ? k : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function incarnationOf(key: string): string {
+  return key.slice(key.indexOf(".") + 1);
+}
