@@ -264,11 +264,13 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   let node: ClusterNode | undefined;
   try {
     const js = nc.jetstream();
-    const kv = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas }));
+    // Reads go to the stream leader (allow_direct off): on nats-server 2.9 a replica can serve a deposed leader's
+    // uncommitted write after a split heals, and a compare-and-set on that revision then overwrites a newer holder.
+    const kv = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas, allow_direct: false }));
     // One entry per node name: who holds it (create-if-absent, so two nodes starting at once cannot both have it),
     // renewed every heartbeat as a lease that needs the bucket's quorum. A renewal that cannot finish within two
     // heartbeats is given up and tried again.
-    const claims = await openBucket(() => js.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, timeout: Math.max(1_000, heartbeatMs * 2) }));
+    const claims = await openBucket(() => js.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false, timeout: Math.max(1_000, heartbeatMs * 2) }));
     node = new ClusterNode(nc, kv, claims, name, cluster, heartbeatMs, missedHeartbeats);
     await node._start();
     return node;
@@ -628,7 +630,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #checkFence(): boolean {
     if (this.#status !== "up" || !this.#echoSinceFence || !this.#claim.names(this.#key)) return false;
     const now = performance.now();
-    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#claim.leaseAt <= this.#fenceAfter || !this.#clustered())) return false;
+    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#claim.leaseAt <= this.#fenceAfter || !this.#clustered() || this.#hearsMajority(now))) return false;
     this.#fence();
     return true;
   }
@@ -636,6 +638,24 @@ export class ClusterNode extends Emitter<NodeEvents> {
   /** Connected to a server that is part of a NATS cluster (with a single server, hearing ourselves is reaching the bucket). */
   #clustered(): boolean {
     return this.#nc.info?.cluster !== undefined;
+  }
+
+  /**
+   * This node hears more than half of the nodes it knows (itself included) —
+   * heard: a heartbeat within the last two. A stale lease alone does not
+   * fence such a node: every lease goes stale while JetStream elects a new
+   * bucket leader (4–9 s on nats-server 2.9), and the nodes still hearing
+   * each other then are not the ones cut off.
+   */
+  #hearsMajority(now: number): boolean {
+    let known = 1;
+    let heard = 1;
+    for (const p of this.#peers.values()) {
+      if (!p.up) continue;
+      known++;
+      if (now - p.lastSeen <= this.heartbeatMs * 2) heard++;
+    }
+    return heard * 2 > known;
   }
 
   #onHeartbeat(m: Msg): void {
