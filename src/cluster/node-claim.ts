@@ -86,7 +86,9 @@ export class NodeClaim {
         this.#revision = await this.kv.create(this.name, value);
         break;
       } catch (error) {
-        const held = await this.kv.get(this.name);
+        const held = await this.kv.get(this.name).catch((e: unknown) => {
+          throw new ClusterError("remote-error", `could not claim the node name "${this.name}": the node bucket cannot be read (${String(e)})`, { cause: e });
+        });
         if (held === null || held.operation !== "PUT") {
           if (attempt < 3) continue; // deleted meanwhile: create again
           throw new ClusterError("remote-error", `could not claim the node name "${this.name}"`, { cause: error });

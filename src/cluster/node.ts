@@ -264,14 +264,17 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   let node: ClusterNode | undefined;
   try {
     const js = nc.jetstream();
-    // Reads go to the stream leader (allow_direct off): on nats-server 2.9 a replica can serve a deposed leader's
-    // uncommitted write after a split heals, and a compare-and-set on that revision then overwrites a newer holder.
+    // Reads that a compare-and-set relies on go to the stream leader (allow_direct off): on nats-server 2.9 a replica
+    // can serve a deposed leader's uncommitted write after a split heals, and a compare-and-set on that revision then
+    // overwrites a newer holder. lookup() reads any replica, so names still resolve while a new leader is elected.
+    // (This order: the first open creates the bucket, with direct reads allowed; the second only opts out of them.)
+    const names = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas }));
     const kv = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas, allow_direct: false }));
     // One entry per node name: who holds it (create-if-absent, so two nodes starting at once cannot both have it),
     // renewed every heartbeat as a lease that needs the bucket's quorum. A renewal that cannot finish within two
     // heartbeats is given up and tried again.
     const claims = await openBucket(() => js.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false, timeout: Math.max(1_000, heartbeatMs * 2) }));
-    node = new ClusterNode(nc, kv, claims, name, cluster, heartbeatMs, missedHeartbeats);
+    node = new ClusterNode(nc, kv, names, claims, name, cluster, heartbeatMs, missedHeartbeats);
     await node._start();
     return node;
   } catch (error) {
@@ -317,7 +320,10 @@ function newIncarnation(): string {
 // It is the LineHost of its RemoteLines (structurally: the interface is internal and stays out of the declarations).
 export class ClusterNode extends Emitter<NodeEvents> {
   readonly #nc: NatsConnection;
+  /** The name bucket, read through its stream leader (for compare-and-set). */
   readonly #kv: KV;
+  /** The same bucket, read from any replica (lookups stay available during a leader election). */
+  readonly #lookups: KV;
   /** This node's claim on its name, renewed as a lease (see node-claim.ts). */
   readonly #claim: NodeClaim;
   readonly #cluster: string;
@@ -385,10 +391,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #watchRetry: { timer: AnyTimer; resolve: () => void } | undefined = undefined;
 
   /** @internal Use {@link connectNode}. */
-  constructor(nc: NatsConnection, kv: KV, claims: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
+  constructor(nc: NatsConnection, kv: KV, lookups: KV, claims: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
     super();
     this.#nc = nc;
     this.#kv = kv;
+    this.#lookups = lookups;
     this.#claim = new NodeClaim(nc, claims, this.#claimHost, name, heartbeatMs * missedHeartbeats, heartbeatMs);
     this.#name = name;
     this.#cluster = cluster;
@@ -1235,7 +1242,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     let e: Awaited<ReturnType<KV["get"]>>;
     let v: { k: string; d: number };
     try {
-      e = await this.#kv.get(name);
+      e = await this.#lookups.get(name);
       if (e === null || e.operation !== "PUT") return undefined;
       v = decodeJson<{ k: string; d: number }>(e.value);
     } catch (error) {
