@@ -24,6 +24,7 @@ import { errorText } from "../core/describe.js";
 import { CallError } from "../calls/call-error.js";
 import { serve, type Server } from "../calls/server.js";
 import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
+import { type Channel, type ControlHost, ControlPlane, type Op } from "./control-plane.js";
 import { type ClaimHost, NodeClaim } from "./node-claim.js";
 import { type ProxyRef, RemoteLine } from "./remote-line.js";
 import { decodeJson, decodeValue, encodeJson, encodeValue, faultFromWire, faultToWire, type WireFault } from "./wire.js";
@@ -115,12 +116,6 @@ const DECODER = new TextDecoder();
 /** Endings remembered for devices whose id left this node, so a late monitor still hears the real one. */
 const ENDED_MEMORY = 65_536;
 
-type Op =
-  | [op: "mon", dev: number]
-  | [op: "end", dev: number, fault: WireFault | null]
-  | [op: "nfy", from: number, to: number, on: 0 | 1]
-  | [op: "stop", to: number, from: number];
-
 interface Peer {
   readonly key: string;
   readonly name: string;
@@ -133,21 +128,6 @@ interface Peer {
   channel: Channel | undefined;
   /** Last sequence number applied from the peer's channel. */
   applied: number;
-}
-
-interface Channel {
-  readonly peer: Peer;
-  readonly from: string;
-  queue: Op[];
-  inFlight: Op[] | null;
-  seq: number;
-  /** The batch in flight, encoded, for sending again. */
-  data: Uint8Array | undefined;
-  sentAt: number;
-  /** The token of its latest transmission (0: none waiting). */
-  token: number;
-  scheduled: boolean;
-  closed: boolean;
 }
 
 /** A name this node holds. */
@@ -365,9 +345,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   readonly #prefixLength: number;
   readonly #stats: NodeStats = { castsSent: 0, castsUndelivered: 0, castsLost: 0, controlRetries: 0 };
 
-  /** Control batches waiting for their acknowledgement, by transmission token. */
-  readonly #acks = new Map<number, Channel>();
-  #ackToken = 0;
+  /** Where this incarnation's control acknowledgements come back (plus a token). */
   #ackPrefix = "";
   /** When our own heartbeat last came back. */
   #lastEcho: number;
@@ -384,7 +362,6 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #subs: Subscription[] = [];
   #incSubs: Subscription[] = [];
   readonly #background: Promise<unknown>[] = [];
-  #flushWaiters: (() => void)[] = [];
   #watcher: { stop(): void } | undefined = undefined;
   #statusIter: { stop(): void } | undefined = undefined;
   /** The wait before watching the bucket again; close() ends it early. */
@@ -520,7 +497,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       nc.subscribe(this.#subject("ctl", this.#name, this.#inc), { callback: (_e, m) => this.#onControl(m) }),
       nc.subscribe(this.#subject("r", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onReply(m) }),
       nc.subscribe(this.#subject("c", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onCastBounce(m) }),
-      nc.subscribe(this.#subject("a", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onAck(m) }),
+      nc.subscribe(this.#subject("a", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#control.onAck(Number(m.subject.slice(m.subject.lastIndexOf(".") + 1)), m) }),
     ];
   }
 
@@ -606,7 +583,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       for (const p of [...this.#peers.values()]) {
         if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
       }
-      this.#retransmit(now);
+      this.#control.retransmit(now, Math.max(50, this.heartbeatMs));
     }
     if (this.#status === "up") this.#arm();
   };
@@ -743,7 +720,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   /** A peer incarnation is given up: its control channel closes and every link to its devices fires noconnection. */
   #dropPeer(peer: Peer): void {
-    if (peer.channel !== undefined) this.#closeChannel(peer.channel);
+    if (peer.channel !== undefined) this.#control.close(peer.channel);
     const fault: Fault = { kind: "noconnection", node: peer.name };
     for (const proxy of [...peer.proxies]) this.#closeProxy(proxy, fault);
   }
@@ -797,97 +774,6 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   // ------------------------------------------------------------------ the control plane
 
-  #send(peer: Peer, op: Op): void {
-    let ch = peer.channel;
-    if (ch === undefined) {
-      ch = { peer, from: this.#key, queue: [], inFlight: null, seq: 0, data: undefined, sentAt: 0, token: 0, scheduled: false, closed: false };
-      peer.channel = ch;
-    }
-    ch.queue.push(op);
-    if (ch.inFlight === null && !ch.scheduled) {
-      ch.scheduled = true;
-      queueMicrotask(() => {
-        ch.scheduled = false;
-        if (ch.inFlight === null) this.#flush(ch);
-      });
-    }
-  }
-
-  #flush(ch: Channel): void {
-    if (ch.closed || ch.queue.length === 0) return;
-    ch.inFlight = ch.queue;
-    ch.queue = [];
-    ch.seq++;
-    this.#transmit(ch, encodeJson({ f: ch.from, s: ch.seq, o: ch.inFlight }));
-  }
-
-  /**
-   * Send one batch; it is sent again by the tick until it is acknowledged,
-   * the peer is declared down, or we fence. Acknowledgements come back on
-   * this incarnation's `a.*` subject, tagged with a token per transmission:
-   * no timer and no promise per batch.
-   */
-  #transmit(ch: Channel, data: Uint8Array): void {
-    if (ch.closed) return;
-    if (ch.token !== 0) this.#acks.delete(ch.token);
-    const token = ++this.#ackToken;
-    ch.token = token;
-    ch.data = data;
-    ch.sentAt = performance.now();
-    this.#acks.set(token, ch);
-    this.#publish(this.#subject("ctl", ch.peer.name, ch.peer.inc), data, this.#ackPrefix + token);
-  }
-
-  #onAck(m: Msg): void {
-    const subject = m.subject;
-    const token = Number(subject.slice(subject.lastIndexOf(".") + 1));
-    const ch = this.#acks.get(token);
-    if (ch === undefined) return; // an acknowledgement of a transmission sent again since: the newer one counts
-    this.#acks.delete(token);
-    ch.token = 0;
-    if (ch.closed) return;
-    if (m.headers?.code === 503) {
-      // Nobody listens on the peer's channel right now (it is reconnecting, or gone): the tick sends it again.
-      ch.sentAt = Number.NEGATIVE_INFINITY;
-      return;
-    }
-    const answer = m.data.length === 2 ? "ok" : DECODER.decode(m.data);
-    if (answer === "refused") {
-      // The peer has declared this incarnation down: we are the one cut off.
-      if (ch.from === this.#key) this.#fence();
-      return;
-    }
-    ch.inFlight = null;
-    ch.data = undefined;
-    this.#flush(ch);
-    this.#wakeFlushers();
-  }
-
-  /** From the tick: send again every batch unacknowledged for a heartbeat (or refused by no-responders). */
-  #retransmit(now: number): void {
-    const wait = Math.max(50, this.heartbeatMs);
-    for (const peer of this.#peers.values()) {
-      const ch = peer.channel;
-      if (ch === undefined || ch.inFlight === null || ch.data === undefined || now - ch.sentAt < wait) continue;
-      this.#stats.controlRetries++;
-      this.#transmit(ch, ch.data);
-    }
-  }
-
-  /** True when no control message waits to be sent or acknowledged. */
-  #quiet(): boolean {
-    for (const p of this.#peers.values()) {
-      const ch = p.channel;
-      if (ch !== undefined && (ch.inFlight !== null || ch.queue.length > 0 || ch.scheduled)) return false;
-    }
-    return true;
-  }
-
-  #wakeFlushers(): void {
-    if (this.#flushWaiters.length === 0 || !this.#quiet()) return;
-    for (const w of this.#flushWaiters.splice(0)) w();
-  }
-
   /**
    * Resolves once every link change, ending and shutdown request queued so
    * far has been acknowledged by its peer (or the peer was declared down).
@@ -901,22 +787,21 @@ export class ClusterNode extends Emitter<NodeEvents> {
    * ```
    */
   async flush(): Promise<void> {
+    // A link made just before is forwarded in a microtask, and its operation queued in another.
     await Promise.resolve();
     await Promise.resolve();
-    if (this.#quiet() || this.#status !== "up") return;
-    await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
+    if (this.#status !== "up") return;
+    await this.#control.whenQuiet();
   }
 
-  #closeChannel(ch: Channel): void {
-    ch.closed = true;
-    if (ch.token !== 0) this.#acks.delete(ch.token);
-    ch.token = 0;
-    ch.data = undefined;
-    ch.queue = [];
-    ch.inFlight = null;
-    ch.peer.channel = undefined;
-    queueMicrotask(() => this.#wakeFlushers());
-  }
+  readonly #controlHost: ControlHost = {
+    key: () => this.#key,
+    peers: () => this.#peers.values(),
+    transmit: (peer, data, token) => this.#publish(this.#subject("ctl", peer.name, peer.inc), data, this.#ackPrefix + token),
+    refused: () => this.#fence(),
+    retried: () => void this.#stats.controlRetries++,
+  };
+  readonly #control = new ControlPlane(this.#controlHost);
 
   #onControl(m: Msg): void {
     if (this.#checkFence() || this.#status !== "up") return;
@@ -955,7 +840,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
         if (t !== undefined && !isClosed(t.board)) {
           (t.interested ??= new Set()).add(peer.key);
         } else {
-          this.#send(peer, ["end", dev, this.#endingWire(dev)]);
+          this.#control.send(peer, ["end", dev, this.#endingWire(dev)]);
         }
         return;
       }
@@ -1020,7 +905,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       const wire = faultToWire(message.fault);
       for (const key of t.interested) {
         const peer = this.#peers.get(key);
-        if (peer !== undefined) this.#send(peer, ["end", dev, wire]);
+        if (peer !== undefined) this.#control.send(peer, ["end", dev, wire]);
       }
     }
     const names = this.#exportsOf.get(dev);
@@ -1033,8 +918,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (proxy.synced.delete(dev)) return; // forwarded already: the agent sends the ending
     if (isClosed(proxy.board) || this.#tombstones.has(proxy.peer.key)) return;
     this.#remember(dev, fault);
-    this.#send(proxy.peer, ["nfy", dev, proxy.remoteId, 1]);
-    this.#send(proxy.peer, ["end", dev, faultToWire(fault)]);
+    this.#control.send(proxy.peer, ["nfy", dev, proxy.remoteId, 1]);
+    this.#control.send(proxy.peer, ["end", dev, faultToWire(fault)]);
   }
 
   /** @internal A notify link towards this proxy was made or removed; look at it after the current code. */
@@ -1056,7 +941,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       if (proxy.synced.has(b.id)) continue;
       proxy.synced.add(b.id);
       this.#track(b);
-      this.#send(proxy.peer, ["nfy", b.id, proxy.remoteId, 1]);
+      this.#control.send(proxy.peer, ["nfy", b.id, proxy.remoteId, 1]);
     }
     if (proxy.synced.size > now.size) {
       const ids = new Set<DeviceId>();
@@ -1064,7 +949,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       for (const id of [...proxy.synced]) {
         if (ids.has(id)) continue;
         proxy.synced.delete(id);
-        this.#send(proxy.peer, ["nfy", id, proxy.remoteId, 0]);
+        this.#control.send(proxy.peer, ["nfy", id, proxy.remoteId, 0]);
       }
     }
   }
@@ -1075,7 +960,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (isClosed(ref.board) || this.#tombstones.has(ref.peer.key)) return false;
     const local = this.#localBoard(from);
     if (local !== undefined) this.#track(local);
-    this.#send(ref.peer, ["stop", ref.remoteId, from]);
+    this.#control.send(ref.peer, ["stop", ref.remoteId, from]);
     return true;
   }
 
@@ -1091,7 +976,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     proxy = new StandIn(this, peer, dev);
     this.#proxies.set(k, proxy);
     peer.proxies.add(proxy);
-    this.#send(peer, ["mon", dev]);
+    this.#control.send(peer, ["mon", dev]);
     return proxy;
   }
 
@@ -1486,7 +1371,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (answer[0] !== 0) return;
     const [dev, inc] = answer[1] as [number, string];
     const peer = this.#peerOf(`${spawn.on}.${inc}`);
-    if (peer !== undefined) this.#send(peer, ["stop", dev, spawn.parent]);
+    if (peer !== undefined) this.#control.send(peer, ["stop", dev, spawn.parent]);
   }
 
   #onCastBounce(m: Msg): void {
@@ -1607,7 +1492,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#agent.sink = null;
     disconnect(this.#agent, undefined);
     this.#dropNow();
-    for (const w of this.#flushWaiters.splice(0)) w();
+    this.#control.release();
     this.#watcher?.stop();
     this.#statusIter?.stop();
     if (this.#watchRetry !== undefined) {
