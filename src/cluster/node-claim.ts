@@ -38,7 +38,9 @@ export class NodeClaim {
   #busy = false;
   /** The key the entry was last confirmed to name. */
   #confirmed = "";
-  /** Every key this node has had: an entry naming one of them is ours. */
+  /** The node's current key (the latest answerFor()). */
+  #current = "";
+  /** The keys this node has had that the entry may still name as ours. */
   readonly #ownKeys = new Set<string>();
   /** Ping responders by key: the current one, and older ones until the entry names the current one. */
   readonly #pings = new Map<string, Subscription>();
@@ -68,6 +70,7 @@ export class NodeClaim {
 
   /** Answer pings for `key`, a new incarnation of this node, before any entry can name it. */
   answerFor(key: string): void {
+    this.#current = key;
     this.#ownKeys.add(key);
     this.#pings.set(key, this.nc.subscribe(this.host.pingSubject(key), { callback: (_e, m) => void m.respond(ANSWER) }));
   }
@@ -94,6 +97,11 @@ export class NodeClaim {
           throw new ClusterError("remote-error", `could not claim the node name "${this.name}"`, { cause: error });
         }
         const holder = holderOf(held.value);
+        if (holder === key) {
+          // Our own create: it timed out here but reached the bucket.
+          this.#revision = held.revision;
+          break;
+        }
         if (holder !== undefined && (await this.#answers(holder))) {
           throw new ClusterError("name-taken", `a live node already has the name "${this.name}" (incarnation ${incarnationOf(holder)})`);
         }
@@ -136,15 +144,25 @@ export class NodeClaim {
     );
   }
 
+  /** Renew now, not at the next due time (after a fence: peers count the new incarnation once the entry names it). */
+  renewNow(key: string): void {
+    this.#sentAt = Number.NEGATIVE_INFINITY;
+    this.renew(performance.now(), key);
+  }
+
   #renewed(revision: number, sentAt: number, key: string): void {
     this.#revision = revision;
     this.#leaseAt = Math.max(this.#leaseAt, sentAt);
     this.#confirmed = key;
-    // The entry names `key` now: pings of older incarnations need no answer any more.
+    // A renewal sent before a fence names the old incarnation: the next one names the current.
+    if (key !== this.#current) return;
+    // The entry names the current incarnation now: older ones need no answer to pings, and (one write at a
+    // time) can no longer land in the entry as ours.
     for (const [k, sub] of this.#pings) {
       if (k === key) continue;
       sub.unsubscribe();
       this.#pings.delete(k);
+      this.#ownKeys.delete(k);
     }
   }
 

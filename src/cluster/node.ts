@@ -217,8 +217,9 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (!(typeof servers === "string" || (Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === "string")))) {
     throw new ClusterError("invalid-argument", `servers must be a URL or a non-empty array of URLs, not ${describeValue(servers)}`);
   }
-  if (typeof name !== "string" || !TOKEN.test(name)) throw new ClusterError("invalid-argument", `name must match [A-Za-z0-9_-]+, not ${describeValue(name)}`);
-  if (typeof cluster !== "string" || !TOKEN.test(cluster)) throw new ClusterError("invalid-argument", `cluster must match [A-Za-z0-9_-]+, not ${describeValue(cluster)}`);
+  // Capped so that every subject built from them stays far below the server's 4 KiB protocol line.
+  if (typeof name !== "string" || !TOKEN.test(name) || name.length > 64) throw new ClusterError("invalid-argument", `name must match [A-Za-z0-9_-]+ (at most 64 characters), not ${describeValue(name)}`);
+  if (typeof cluster !== "string" || !TOKEN.test(cluster) || cluster.length > 64) throw new ClusterError("invalid-argument", `cluster must match [A-Za-z0-9_-]+ (at most 64 characters), not ${describeValue(cluster)}`);
   const bad = durationProblem("heartbeatMs", heartbeatMs) ?? durationProblem("connectTimeoutMs", connectTimeoutMs);
   if (bad !== undefined) throw new ClusterError("invalid-argument", bad);
   if (!(heartbeatMs >= 10 && Number.isFinite(heartbeatMs))) throw new ClusterError("invalid-argument", `heartbeatMs must be a finite number ≥ 10, not ${describeValue(heartbeatMs)}`);
@@ -252,8 +253,10 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
     const kv = await openBucket(() => js.views.kv(`bp_${cluster}_names`, { history: 1, replicas, allow_direct: false }));
     // One entry per node name: who holds it (create-if-absent, so two nodes starting at once cannot both have it),
     // renewed every heartbeat as a lease that needs the bucket's quorum. A renewal that cannot finish within two
-    // heartbeats is given up and tried again.
-    const claims = await openBucket(() => js.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false, timeout: Math.max(1_000, heartbeatMs * 2) }));
+    // heartbeats (at least a second) is given up and tried again: the timeout is the JetStream context's (the
+    // bucket's own `timeout` option does not reach its reads and writes in nats 2.x).
+    const claimsJs = nc.jetstream({ timeout: Math.max(1_000, heartbeatMs * 2) });
+    const claims = await openBucket(() => claimsJs.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false }));
     node = new ClusterNode(nc, kv, names, claims, name, cluster, heartbeatMs, missedHeartbeats);
     await node._start();
     return node;
@@ -275,7 +278,7 @@ async function openBucket(open: () => Promise<KV>): Promise<KV> {
     try {
       return await open();
     } catch (error) {
-      if (attempt >= 3) throw error;
+      if (attempt >= 3) throw new ClusterError("remote-error", `could not open the cluster's buckets (is JetStream enabled, with room for the replicas asked for?): ${String(error)}`, { cause: error });
     }
   }
 }
@@ -590,7 +593,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #beat(): void {
     this.#lastBeat = performance.now();
-    this.#publish(this.#subject("hb"), encodeJson({ k: this.#key }));
+    // `c`: the claim bucket names this incarnation. Peers count only such heartbeats (see #onHeartbeat).
+    this.#publish(this.#subject("hb"), encodeJson(this.#claim.names(this.#key) ? { k: this.#key, c: 1 } : { k: this.#key }));
   }
 
   #publish(subject: string, data: Uint8Array, reply?: string): boolean {
@@ -644,8 +648,14 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onHeartbeat(m: Msg): void {
     if (this.#checkFence() || this.#status !== "up") return;
-    const key = keyOf(m);
-    if (key === undefined) return;
+    let beat: { k?: unknown; c?: unknown };
+    try {
+      beat = decodeJson(m.data);
+    } catch {
+      return; // not one of ours
+    }
+    const key = beat.k;
+    if (typeof key !== "string") return;
     if (key === this.#key) {
       this.#lastEcho = performance.now();
       this.#echoSinceFence = true;
@@ -656,6 +666,10 @@ export class ClusterNode extends Emitter<NodeEvents> {
       this.#publish(this.#subject("down"), encodeJson({ k: key }));
       return;
     }
+    // Only an incarnation the claim bucket names counts. One not yet confirmed — a node rejoining after a fence —
+    // may be the old holder of a name another node has taken meanwhile: taken for a restart, it would make the
+    // rightful holder be declared down.
+    if (beat.c !== 1) return;
     const peer = this.#peerOf(key);
     if (peer === undefined) return;
     peer.lastSeen = performance.now();
@@ -768,6 +782,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#publish(this.#subject("down"), encodeJson({ k: oldKey }));
     this.#lastEcho = performance.now();
     this.#beat();
+    // Peers count the new incarnation once the claim names it: ask the bucket now rather than at the next tick.
+    this.#claim.renewNow(this.#key);
     for (const peer of peers) if (peer.up) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason: "fenced" });
     this.emit("fenced", { previous, current: { name: this.#name, incarnation: this.#inc } });
   }
@@ -1045,20 +1061,25 @@ export class ClusterNode extends Emitter<NodeEvents> {
     } catch (error) {
       const held = await this.#kv.get(name).catch(() => null);
       if (held !== null && held.operation === "PUT") {
-        let holder: string;
+        let holder: { k: string; d: number };
         try {
-          holder = decodeJson<{ k: string }>(held.value).k;
+          holder = decodeJson<{ k: string; d: number }>(held.value);
         } catch (e) {
           throw new ClusterError("remote-error", `name "${name}" holds an entry this library did not write`, { cause: e });
         }
-        if (this.#tombstones.has(holder)) {
+        if (holder.k === key && holder.d === board.id) {
+          // Our own create: it timed out here but reached the bucket.
+          revision = held.revision;
+        } else if (this.#tombstones.has(holder.k)) {
           // Held by a node known to be gone: take it over with a compare-and-set on its revision.
           revision = await this.#kv.update(name, encodeJson({ k: key, d: board.id }), held.revision).catch((e: unknown) => {
             throw new ClusterError("name-taken", `name "${name}" was taken over by another node first`, { cause: e });
           });
-        } else throw new ClusterError("name-taken", `name "${name}" is held by node ${holder}`, { cause: error });
+        } else throw new ClusterError("name-taken", `name "${name}" is held by node ${holder.k}`, { cause: error });
       } else throw new ClusterError("remote-error", `could not register name "${name}"`, { cause: error });
     }
+    // A concurrent export of the same name here won (an entry naming this device reads as our own create).
+    if (this.#exports.has(name)) throw new ClusterError("name-taken", `name "${name}" is already held on this node`);
     if (key !== this.#key || isClosed(board) || this.#status !== "up") {
       // Fenced, closed or the device ended while we waited: give the name back.
       this.#deleteName(name, revision);
@@ -1160,9 +1181,16 @@ export class ClusterNode extends Emitter<NodeEvents> {
     const name = this.#checkName(options?.name);
     if (!device.isConnected) throw new ClusterError("invalid-argument", `device ${device.id} has already disconnected`);
     // The name first: a refused name must not leave a server running on the user's device.
-    const server = serve(device, handler, { name, ...(options.concurrency !== undefined && { concurrency: options.concurrency }), ...(options.signal !== undefined && { signal: options.signal }) });
+    let server: Server;
     try {
-      return await this.#export(device, name, server as Server);
+      server = serve(device, handler, { name, ...(options.concurrency !== undefined && { concurrency: options.concurrency }), ...(options.signal !== undefined && { signal: options.signal }) }) as Server;
+    } catch (error) {
+      // The local serve() checks concurrency and signal: its refusal is this API's invalid-argument.
+      if (error instanceof CallError) throw new ClusterError(error.code === "invalid-argument" ? "invalid-argument" : "remote-error", error.message, { cause: error });
+      throw error;
+    }
+    try {
+      return await this.#export(device, name, server);
     } catch (error) {
       void server.stop();
       throw error;
@@ -1507,7 +1535,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     const gaveUp = new Promise<"late">((resolve) => (timer = setAnyTimeout(() => resolve("late"), this.detectionBoundMs)));
     const drained = await Promise.race([this.#nc.drain().then(() => "ok" as const, () => "failed" as const), gaveUp]);
     clearAnyTimeout(timer);
-    if (drained !== "ok") await this.#nc.close().catch(() => {});
+    // nats 2.x resolves a drain that could not flush (the server is away) without closing: close in any case.
+    if (drained !== "ok" || !this.#nc.isClosed()) await this.#nc.close().catch(() => {});
     // The socket is gone when close() resolves (bounded: a connection closed while reconnecting may never report it).
     let closedTimer: AnyTimer;
     await Promise.race([this.#nc.closed(), new Promise<void>((resolve) => (closedTimer = setAnyTimeout(resolve, this.heartbeatMs)))]);
@@ -1528,12 +1557,3 @@ function endingMessage(board: Plugboard): Message {
   return board.fault === undefined ? { kind: "disconnected", from: board.id } : { kind: "disconnected", from: board.id, fault: board.fault };
 }
 
-/** The node key a heartbeat or down notice carries; undefined for a message this library did not write. */
-function keyOf(m: Msg): string | undefined {
-  try {
-    const k = decodeJson<{ k: unknown }>(m.data).k;
-    return typeof k === "string" ? k : undefined;
-  } catch {
-    return undefined;
-  }
-}

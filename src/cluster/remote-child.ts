@@ -4,7 +4,7 @@
  */
 import { Device } from "../core/device.js";
 import type { Restart, Shutdown, ChildSpec, ChildContext } from "../supervisor/child-spec.js";
-import { durationProblem } from "../core/timer.js";
+import { describeValue, durationProblem } from "../core/timer.js";
 import { ClusterError } from "./cluster-error.js";
 import type { ClusterNode } from "./node.js";
 import type { RemoteLine } from "./remote-line.js";
@@ -49,7 +49,7 @@ export function remoteChild(options: RemoteChildOptions): ChildSpec<RemoteLine> 
   if (typeof options !== "object" || options === null) throw new ClusterError("invalid-argument", "remoteChild() takes an options object");
   const { id, on, node, spawn, args, startTimeout = 5_000, restart, shutdown, significant } = options;
   if (typeof id !== "string" || id.length === 0) throw new ClusterError("invalid-argument", "remoteChild: id must be a non-empty string");
-  if (typeof on !== "string" || on.length === 0) throw new ClusterError("invalid-argument", "remoteChild: on must be a node name");
+  if (typeof on !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(on)) throw new ClusterError("invalid-argument", `remoteChild: on must be a node name ([A-Za-z0-9_-]+), not ${describeValue(on)}`);
   if (typeof spawn !== "string" || spawn.length === 0) throw new ClusterError("invalid-argument", "remoteChild: spawn must be a spawner kind");
   if (node === null || typeof node !== "object" || typeof node.spawn !== "function") throw new ClusterError("invalid-argument", "remoteChild: node must be a ClusterNode");
   const bad = durationProblem("startTimeout", startTimeout);

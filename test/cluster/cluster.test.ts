@@ -9,6 +9,7 @@ import { Device } from "../../src/core/device.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { type ClusterNode, ClusterError, connectNode, remoteChild } from "../../src/cluster/index.js";
 import { BackplaneError } from "../../src/core/error.js";
+import { type AddressInfo, createConnection, createServer } from "node:net";
 import { connect } from "nats";
 import { cleanup, NatsServer, natsMissing } from "./harness.js";
 
@@ -112,6 +113,42 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       await nc.close();
     });
 
+    it("a claim whose create times out here but reaches the bucket is recognised as this node's own (not name-taken by itself)", async () => {
+      const cluster = `c${++seq}`;
+      // A proxy that holds the claim's create past the client's timeout (1 s), and the read that follows until after it.
+      const held: NodeJS.Timeout[] = [];
+      let stage: "create" | "get" | "done" = "create";
+      const proxy = createServer((client) => {
+        const upstream = createConnection({ host: "127.0.0.1", port: server.port });
+        client.on("data", (data) => {
+          const text = data.toString("latin1");
+          if (stage === "create" && text.includes(`$KV.bp_${cluster}_nodes.held`)) {
+            stage = "get";
+            held.push(setTimeout(() => upstream.write(data), 1_200));
+          } else if (stage === "get" && text.includes("MSG.GET")) {
+            stage = "done";
+            held.push(setTimeout(() => upstream.write(data), 500));
+          } else upstream.write(data);
+        });
+        upstream.pipe(client);
+        for (const s of [client, upstream]) s.on("error", () => {}).on("close", () => (client.destroy(), upstream.destroy()));
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      try {
+        const node = await connectNode({ servers: `nats://127.0.0.1:${(proxy.address() as AddressInfo).port}`, name: "held", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
+        nodes.push(node);
+        expect(stage).toBe("done"); // the create was really held past its timeout, and the read after it
+        const nc = await connect({ servers: server.url });
+        const entry = await (await nc.jetstream().views.kv(`bp_${cluster}_nodes`)).get("held");
+        expect(JSON.parse(new TextDecoder().decode(entry!.value))).toEqual({ k: `held.${node.id.incarnation}` });
+        await nc.close();
+      } finally {
+        for (const t of held) clearTimeout(t);
+        await Promise.all(nodes.splice(0).map((n) => n.close()));
+        await new Promise((resolve) => proxy.close(resolve));
+      }
+    });
+
     it("a node whose name was taken while it was cut off closes itself with name-taken", async () => {
       const cluster = `c${++seq}`;
       const node = await connectNode({ servers: server.url, name: "usurped", cluster, heartbeatMs: HB, missedHeartbeats: MISSED });
@@ -164,6 +201,18 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       await expect(connectNode({ servers: server.url, name: "bad name" })).rejects.toMatchObject({ code: "invalid-argument" });
       await expect(connectNode({ servers: server.url, name: "x", heartbeatMs: -1 })).rejects.toBeInstanceOf(ClusterError);
       await expect(connectNode({ servers: server.url, name: "x", missedHeartbeats: 1 })).rejects.toBeInstanceOf(BackplaneError);
+      // Over-long names and clusters would make subjects past the server's protocol line: refused up front, not a timeout.
+      await expect(connectNode({ servers: server.url, name: "n".repeat(4_000) })).rejects.toMatchObject({ code: "invalid-argument" });
+      await expect(connectNode({ servers: server.url, name: "x", cluster: "c".repeat(65) })).rejects.toMatchObject({ code: "invalid-argument" });
+      // More replicas than servers: the bucket cannot be made, and says so as a ClusterError.
+      await expect(connectNode({ servers: server.url, name: "x", cluster: `c${++seq}`, replicas: 9 })).rejects.toMatchObject({ code: "remote-error" });
+    });
+
+    it("serve() with a bad concurrency or signal is a ClusterError invalid-argument; remoteChild refuses a bad node name when made", async () => {
+      const a = await join("s");
+      await expect(a.serve(new Device(), () => 1, { name: "svc", concurrency: 0 })).rejects.toMatchObject({ name: "ClusterError", code: "invalid-argument" });
+      await expect(a.serve(new Device(), () => 1, { name: "svc", signal: "no" as unknown as AbortSignal })).rejects.toMatchObject({ name: "ClusterError", code: "invalid-argument" });
+      expect(() => remoteChild({ id: "r", on: "a.b", node: a, spawn: "k" })).toThrow(expect.objectContaining({ code: "invalid-argument" }));
     });
   });
 

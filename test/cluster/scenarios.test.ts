@@ -3,13 +3,15 @@
  * killed, paused and partitioned (a TCP proxy), and the test process as one
  * more node. Each test is named after the scenario it proves.
  */
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Device } from "../../src/core/device.js";
 import type { Fault } from "../../src/core/fault.js";
 import type { Message } from "../../src/core/message.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { type ClusterNode, connectNode, type RemoteLine, remoteChild } from "../../src/cluster/index.js";
-import { cleanup, NatsServer, NodeProcess, natsMissing, TcpProxy } from "./harness.js";
+import { cleanup, NatsServer, NodeProcess, natsMissing, onCleanup, TcpProxy } from "./harness.js";
 
 const why = natsMissing();
 
@@ -234,6 +236,22 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     }
   });
 
+  it("a process whose node closed while the server was away exits by itself (no reconnect loop survives close)", async () => {
+    const child = fork(fileURLToPath(new URL("./fixtures/close-while-away.ts", import.meta.url)), [server.url], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    onCleanup(() => void child.kill("SIGKILL"));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await new Promise((resolve) => child.once("message", resolve)); // ready
+    await server.stop();
+    try {
+      const closed = new Promise((resolve) => child.once("message", resolve));
+      child.send("close");
+      await closed;
+      expect(await exited).toBe(0);
+    } finally {
+      await server.restart();
+    }
+  });
+
   it("an outage longer than the bound: every node fences, every remote link fires noconnection once, and the nodes rejoin", async () => {
     const c = config(200, 4);
     const a = await c.local("a");
@@ -276,6 +294,25 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     }
     expect(most).toBe(1);
     expect(timeline.map((e) => `${e.who}:${e.event}`).slice(0, 3)).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
+  });
+
+  it("a paused node whose name was taken meanwhile: on waking it fences and closes itself with name-taken; the new holder and its names are untouched", async () => {
+    const c = config(250, 4);
+    const a = await c.local("a");
+    const old = await c.proc("x");
+    await upOn(a, "x");
+    old.signal("SIGSTOP");
+    // A new process under the same name: the paused holder does not answer its ping, so after the bound it takes the name.
+    const fresh = await c.proc("x");
+    await fresh.cmd("export", { name: "svc" });
+    const fenced = fresh.waitEvent((e) => e.event === "fenced");
+    old.signal("SIGCONT");
+    expect((await old.waitEvent((e) => e.event === "closed")).data).toEqual({ code: "name-taken" });
+    // The rightful holder kept its incarnation, its device and its name (waiting is the assertion: nothing may fire).
+    const quiet = await Promise.race([fenced.then(() => "fenced"), new Promise((r) => setTimeout(r, a.detectionBoundMs, "quiet"))]);
+    expect(quiet).toBe("quiet");
+    expect(await a.lookup("svc")).toBeDefined();
+    expect(a.members().filter((m) => m.name === "x")).toHaveLength(1);
   });
 
   it("remote supervision through kills and node loss: a lost node is one failure, the child comes back on the node's next incarnation", async () => {
