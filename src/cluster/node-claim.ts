@@ -198,6 +198,17 @@ export class NodeClaim {
     if (revision !== undefined) this.#renewed(revision, sentAt, key);
   }
 
+  /**
+   * The claim entry of node `name` as the bucket's leader has it: its revision
+   * and the incarnation it names (`undefined` when it names none: deleted, or
+   * not one of ours). Rejects when the bucket cannot be read.
+   */
+  async read(name: string): Promise<{ revision: number; holder: string | undefined }> {
+    const e = await this.kv.get(name);
+    if (e === null) return { revision: 0, holder: undefined };
+    return { revision: e.revision, holder: e.operation === "PUT" ? holderOf(e.value) : undefined };
+  }
+
   /** Free the name on close (compare-and-set: never a taker's entry; nothing when the name was never ours). */
   async release(): Promise<void> {
     // Revision 0: the start was refused, and a delete without a revision would delete the holder's entry.

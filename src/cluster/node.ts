@@ -51,6 +51,15 @@ export interface NodeOptions {
   replicas?: number;
   /** ms to wait for the first connection. Default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * On a cluster of NATS servers only: how long a node may go without a
+   * confirmed lease renewal before it fences whatever else it hears, and how
+   * long after declaring a node down the others wait before they take its
+   * names over. Must outlast a JetStream leader election (4–9 s on
+   * nats-server 2.9). Default the larger of 10 000 and
+   * `heartbeatMs × missedHeartbeats`.
+   */
+  leaseMs?: number;
 }
 
 /**
@@ -214,6 +223,7 @@ class StandIn implements ProxyRef, RunSink {
 export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (typeof options !== "object" || options === null) throw new ClusterError("invalid-argument", "connectNode() takes an options object");
   const { servers, name, cluster = "backplane", heartbeatMs = DEFAULT_HEARTBEAT_MS, missedHeartbeats = DEFAULT_MISSED, replicas = 1, connectTimeoutMs = 10_000 } = options;
+  const leaseMs = options.leaseMs ?? Math.max(10_000, heartbeatMs * missedHeartbeats);
   if (!(typeof servers === "string" || (Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === "string")))) {
     throw new ClusterError("invalid-argument", `servers must be a URL or a non-empty array of URLs, not ${describeValue(servers)}`);
   }
@@ -228,6 +238,9 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (!(connectTimeoutMs > 0 && connectTimeoutMs <= MAX_TIMER_MS)) throw new ClusterError("invalid-argument", `connectTimeoutMs must be a number of ms from 1 to ${MAX_TIMER_MS}, not ${describeValue(connectTimeoutMs)}`);
   if (heartbeatMs * missedHeartbeats > MAX_TIMER_MS) throw new ClusterError("invalid-argument", `heartbeatMs × missedHeartbeats must stay under ${MAX_TIMER_MS} ms`);
   if (!(Number.isInteger(replicas) && replicas >= 1)) throw new ClusterError("invalid-argument", `replicas must be an integer ≥ 1, not ${describeValue(replicas)}`);
+  if (!(typeof leaseMs === "number" && Number.isFinite(leaseMs) && leaseMs >= heartbeatMs * missedHeartbeats && leaseMs <= MAX_TIMER_MS)) {
+    throw new ClusterError("invalid-argument", `leaseMs must be a finite number of ms ≥ heartbeatMs × missedHeartbeats (${heartbeatMs * missedHeartbeats}), not ${describeValue(leaseMs)}`);
+  }
 
   const downAfter = heartbeatMs * missedHeartbeats;
   const nc = await connect({
@@ -257,7 +270,7 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
     // bucket's own `timeout` option does not reach its reads and writes in nats 2.x).
     const claimsJs = nc.jetstream({ timeout: Math.max(1_000, heartbeatMs * 2) });
     const claims = await openBucket(() => claimsJs.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false }));
-    node = new ClusterNode(nc, kv, names, claims, name, cluster, heartbeatMs, missedHeartbeats);
+    node = new ClusterNode(nc, kv, names, claims, name, cluster, heartbeatMs, missedHeartbeats, leaseMs);
     await node._start();
     return node;
   } catch (error) {
@@ -323,6 +336,16 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   readonly #peers = new Map<string, Peer>();
   readonly #tombstones = new Set<string>();
+  /**
+   * Node incarnations whose names may be taken over: down, and (on a NATS
+   * cluster) their lease seen to lapse — a node cut off from us may still be
+   * running, and it stops by then (see #checkFence).
+   */
+  readonly #lapsed = new Set<string>();
+  /** See NodeOptions.leaseMs. */
+  readonly #leaseMs: number;
+  /** Waits that close() ends early. */
+  readonly #sleeps = new Set<{ timer: AnyTimer; resolve: () => void }>();
   readonly #proxies = new Map<string, StandIn>();
   /** Local devices whose id left this node, and the peers that want their ending. */
   readonly #tracked = new Map<DeviceId, { board: Plugboard; interested: Set<string> | null }>();
@@ -371,7 +394,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #watchRetry: { timer: AnyTimer; resolve: () => void } | undefined = undefined;
 
   /** @internal Use {@link connectNode}. */
-  constructor(nc: NatsConnection, kv: KV, lookups: KV, claims: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number) {
+  constructor(nc: NatsConnection, kv: KV, lookups: KV, claims: KV, name: string, cluster: string, heartbeatMs: number, missedHeartbeats: number, leaseMs: number) {
     super();
     this.#nc = nc;
     this.#kv = kv;
@@ -383,6 +406,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.missedHeartbeats = missedHeartbeats;
     this.#downAfter = heartbeatMs * missedHeartbeats;
     this.#fenceAfter = this.#downAfter - heartbeatMs / 2;
+    this.#leaseMs = leaseMs;
     this.#prefixLength = `bp.${cluster}.`.length;
     this.#inc = newIncarnation();
     this.#key = `${name}.${this.#inc}`;
@@ -567,7 +591,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     this.#names.set(key, { key: v.k, dev: v.d, revision });
     // A name held by a node already known to be gone: the survivors delete it.
-    if (this.#tombstones.has(v.k)) this.#deleteName(key, revision);
+    if (this.#lapsed.has(v.k)) this.#deleteName(key, revision);
     // A holder never heard yet is watched like any peer: silent for the bound, it is down and its names go.
     else this.#peerOf(v.k);
   }
@@ -618,7 +642,13 @@ export class ClusterNode extends Emitter<NodeEvents> {
   #checkFence(): boolean {
     if (this.#status !== "up" || !this.#echoSinceFence || !this.#claim.names(this.#key)) return false;
     const now = performance.now();
-    if (now - this.#lastEcho <= this.#fenceAfter && (now - this.#claim.leaseAt <= this.#fenceAfter || !this.#clustered() || this.#hearsMajority(now))) return false;
+    if (now - this.#lastEcho <= this.#fenceAfter) {
+      if (!this.#clustered()) return false;
+      const age = now - this.#claim.leaseAt;
+      // Stale past the fence threshold: fence, unless this node still hears most of the others — then only once the
+      // lease has lapsed, which is when the others start taking its names over (see #awaitLapse).
+      if (age <= this.#fenceAfter || (age <= this.#leaseMs && this.#hearsMajority(now))) return false;
+    }
     this.#fence();
     return true;
   }
@@ -728,8 +758,60 @@ export class ClusterNode extends Emitter<NodeEvents> {
       (p) => new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }),
     );
     for (const t of this.#tracked.values()) t.interested?.delete(key);
-    for (const [n, holder] of this.#names) if (holder.key === key) this.#deleteName(n, holder.revision);
+    if (this.#clustered()) this.#later(this.#awaitLapse(key));
+    else this.#lapse(key);
     if (peer?.up === true) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason });
+  }
+
+  /** `key`'s names may be taken over: delete them (compare-and-set, so never a newer holder's). */
+  #lapse(key: string): void {
+    this.#lapsed.add(key);
+    for (const [n, holder] of this.#names) if (holder.key === key) this.#deleteName(n, holder.revision);
+  }
+
+  /**
+   * On a NATS cluster a node we lost may only be cut off from us and still
+   * be running. Its names are taken over once its lease has lapsed: its claim
+   * entry unchanged for `leaseMs` plus a heartbeat — by then it has fenced
+   * (it cannot have renewed without the entry changing). If it did renew, it
+   * still reaches the bucket's quorum: its names stay with it.
+   */
+  async #awaitLapse(key: string): Promise<void> {
+    const name = nodeOf(key);
+    const before = await this.#readClaim(name);
+    if (before === undefined) return; // closing
+    if (!(await this.#sleep(this.#leaseMs + this.heartbeatMs))) return;
+    const after = await this.#readClaim(name);
+    if (after === undefined) return;
+    if (after.holder === key && after.revision !== before.revision) return; // it renewed: alive, and its names are its own
+    this.#lapse(key);
+  }
+
+  /** A node's claim entry, read again every heartbeat until the bucket answers; undefined once this node closes. */
+  async #readClaim(name: string): Promise<{ revision: number; holder: string | undefined } | undefined> {
+    while (this.#status === "up") {
+      try {
+        return await this.#claim.read(name);
+      } catch {
+        if (!(await this.#sleep(this.heartbeatMs))) return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Wait `ms`; false when close() ended the wait. */
+  #sleep(ms: number): Promise<boolean> {
+    if (this.#status !== "up") return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const wait = {
+        timer: setAnyTimeout(() => {
+          this.#sleeps.delete(wait);
+          resolve(this.#status === "up");
+        }, ms),
+        resolve: () => resolve(false),
+      };
+      this.#sleeps.add(wait);
+    });
   }
 
   /** A peer incarnation is given up: its control channel closes and every link to its devices fires noconnection. */
@@ -1070,8 +1152,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
         if (holder.k === key && holder.d === board.id) {
           // Our own create: it timed out here but reached the bucket.
           revision = held.revision;
-        } else if (this.#tombstones.has(holder.k)) {
-          // Held by a node known to be gone: take it over with a compare-and-set on its revision.
+        } else if (this.#lapsed.has(holder.k)) {
+          // Held by a node known to be gone (and its lease lapsed): take it over with a compare-and-set on its revision.
           revision = await this.#kv.update(name, encodeJson({ k: key, d: board.id }), held.revision).catch((e: unknown) => {
             throw new ClusterError("name-taken", `name "${name}" was taken over by another node first`, { cause: e });
           });
@@ -1154,10 +1236,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
     } catch (error) {
       throw new ClusterError("remote-error", `could not look up name "${name}"`, { cause: error });
     }
-    if (this.#tombstones.has(v.k)) {
+    if (this.#lapsed.has(v.k)) {
       this.#deleteName(name, e.revision);
       return undefined;
     }
+    if (this.#tombstones.has(v.k)) return undefined; // its node is gone; its names go once its lease has lapsed
     this.#names.set(name, { key: v.k, dev: v.d, revision: e.revision });
     return this.#lineTo(v.k, v.d, name);
   }
@@ -1527,6 +1610,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
       clearAnyTimeout(this.#watchRetry.timer);
       this.#watchRetry.resolve();
     }
+    for (const wait of this.#sleeps) {
+      clearAnyTimeout(wait.timer);
+      wait.resolve();
+    }
+    this.#sleeps.clear();
     await Promise.allSettled([...this.#background]);
     // The node name is free again (unless it is someone else's now: then the revision no longer matches).
     await this.#claim.release();

@@ -233,7 +233,7 @@ export class NodeProcess {
   }
 
   /** Fork a node process and connect it to `servers` as `name`. */
-  static async start(options: { servers: string | string[]; name: string; heartbeatMs: number; missedHeartbeats: number; cluster?: string; replicas?: number }): Promise<NodeProcess> {
+  static async start(options: { servers: string | string[]; name: string; heartbeatMs: number; missedHeartbeats: number; cluster?: string; replicas?: number; leaseMs?: number }): Promise<NodeProcess> {
     const proc = fork(FIXTURE, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     const node = new NodeProcess(proc);
     cleanups.push(() => node.kill());

@@ -223,4 +223,40 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     expect(most, tell()).toBe(1);
     expect(fenced, tell()).toBe(true);
   });
+  it("an uneven split — two nodes on the cut-off server, one on the side with the bucket's quorum — still never runs two copies: the cut-off pair fences when its lease lapses, the other side takes over only after", async () => {
+    const c = config(250, 4);
+    const b = await c.proc("b", nats.urls[0]!);
+    const x = await c.proc("x", nats.urls[0]!);
+    const d = await c.proc("d", nats.urls[1]!);
+    await Promise.all([b, x, d].map((p) => sees(p, ["b", "x", "d"])));
+    expect(await nats.leadStreamOn(`KV_bp_${c.name}_names`, 1)).toBe(true);
+    await nats.leadStreamOn(`KV_bp_${c.name}_nodes`, 1);
+    await settle([b, x, d], ["b", "x", "d"], c.boundMs);
+    await b.cmd("singleton", { name: "leader", everyMs: 100 });
+    await b.waitEvent((e) => e.event === "singleton-start");
+    await d.cmd("singleton", { name: "leader", everyMs: 100 });
+    const t0 = performance.now();
+    const marks = [{ at: t0, what: "isolate server 0 (b's and x's)" }];
+    const tell = () => story({ b, x, d }, t0, marks);
+    await nats.isolate(0);
+    marks.push({ at: performance.now(), what: "no route across the split" });
+    // b and x still hear each other (two of three): they fence only when their lease has lapsed (leaseMs, 10 s by default).
+    await within(d.waitEvent((e) => e.event === "singleton-start"), 40_000, "singleton start on d", tell);
+    marks.push({ at: performance.now(), what: "heal" });
+    await nats.heal();
+    await new Promise((r) => setTimeout(r, c.boundMs)); // nothing may start a second copy after the heal either
+    marks.push({ at: performance.now(), what: "judged" });
+    const timeline = [...b.events.map((e) => ({ ...e, who: "b" })), ...d.events.map((e) => ({ ...e, who: "d" }))]
+      .filter((e) => e.event.startsWith("singleton"))
+      .sort((p, q) => p.at - q.at);
+    let running = 0;
+    let most = 0;
+    for (const e of timeline) {
+      running += e.event === "singleton-start" ? 1 : -1;
+      most = Math.max(most, running);
+    }
+    expect(timeline.map((e) => `${e.who}:${e.event}`).slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
+    expect(most, tell()).toBe(1);
+    expect(b.events.some((e) => e.event === "fenced" && e.at > t0), tell()).toBe(true);
+  });
 });
