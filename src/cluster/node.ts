@@ -678,14 +678,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onHeartbeat(m: Msg): void {
     if (this.#checkFence() || this.#status !== "up") return;
-    let beat: { k?: unknown; c?: unknown };
-    try {
-      beat = decodeJson(m.data);
-    } catch {
-      return; // not one of ours
-    }
+    const beat = noticeOf(m);
+    if (beat === undefined) return;
     const key = beat.k;
-    if (typeof key !== "string") return;
     if (key === this.#key) {
       this.#lastEcho = performance.now();
       this.#echoSinceFence = true;
@@ -713,14 +708,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
 
   #onDownNotice(m: Msg): void {
     if (this.#status !== "up") return;
-    let notice: { k?: unknown; l?: unknown };
-    try {
-      notice = decodeJson(m.data);
-    } catch {
-      return; // not one of ours
-    }
+    const notice = noticeOf(m);
+    if (notice === undefined) return;
     const key = notice.k;
-    if (typeof key !== "string") return;
     if (key === this.#key) {
       this.#fence();
       return;
@@ -1632,6 +1622,20 @@ export class ClusterNode extends Emitter<NodeEvents> {
     await Promise.allSettled([...this.#background]);
     this.#status = "closed";
     this.emit("closed", { error: this.#closeError });
+  }
+}
+
+/**
+ * A heartbeat or a down notice: the node key `k`, plus `c` (heartbeat: the
+ * claim names this incarnation) or `l` (down notice: the node is leaving).
+ * Undefined for a message this library did not write.
+ */
+function noticeOf(m: Msg): { k: string; c?: unknown; l?: unknown } | undefined {
+  try {
+    const notice = decodeJson<{ k?: unknown; c?: unknown; l?: unknown }>(m.data);
+    return typeof notice.k === "string" ? (notice as { k: string; c?: unknown; l?: unknown }) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

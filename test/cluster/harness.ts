@@ -677,3 +677,22 @@ export class NatsCluster {
     for (const s of this.servers) rmSync(s.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The singleton starts and stops that node processes reported (the fixture's
+ * `singleton` command), as one timeline in the order this process received
+ * them (IPC is not partitioned), and the most copies running at once.
+ */
+export function singletonTimeline(nodes: Record<string, NodeProcess>): { order: string[]; most: number } {
+  const timeline = Object.entries(nodes)
+    .flatMap(([who, p]) => p.events.map((e) => ({ ...e, who })))
+    .filter((e) => e.event.startsWith("singleton"))
+    .sort((x, y) => x.at - y.at);
+  let running = 0;
+  let most = 0;
+  for (const e of timeline) {
+    running += e.event === "singleton-start" ? 1 : -1;
+    most = Math.max(most, running);
+  }
+  return { order: timeline.map((e) => `${e.who}:${e.event}`), most };
+}

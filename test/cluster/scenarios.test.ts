@@ -11,7 +11,7 @@ import type { Fault } from "../../src/core/fault.js";
 import type { Message } from "../../src/core/message.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { type ClusterNode, connectNode, type RemoteLine, remoteChild } from "../../src/cluster/index.js";
-import { cleanup, NatsServer, NodeProcess, natsMissing, onCleanup, TcpProxy } from "./harness.js";
+import { cleanup, NatsServer, NodeProcess, natsMissing, onCleanup, singletonTimeline, TcpProxy } from "./harness.js";
 
 const why = natsMissing();
 
@@ -282,18 +282,9 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     await d.waitEvent((e) => e.event === "singleton-start");
     proxy.resume();
     await b.waitEvent((e) => e.event === "fenced");
-    // One timeline of both nodes' reports, in the order the test received them (IPC is not partitioned).
-    const timeline = [...b.events.map((e) => ({ ...e, who: "b" })), ...d.events.map((e) => ({ ...e, who: "d" }))]
-      .filter((e) => e.event.startsWith("singleton"))
-      .sort((x, y) => x.at - y.at);
-    let running = 0;
-    let most = 0;
-    for (const e of timeline) {
-      running += e.event === "singleton-start" ? 1 : -1;
-      most = Math.max(most, running);
-    }
+    const { order, most } = singletonTimeline({ b, d });
     expect(most).toBe(1);
-    expect(timeline.map((e) => `${e.who}:${e.event}`).slice(0, 3)).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
+    expect(order.slice(0, 3)).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
   });
 
   it("a paused node whose name was taken meanwhile: on waking it fences and closes itself with name-taken; the new holder and its names are untouched", async () => {

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "nats";
-import { cleanup, NatsCluster, NodeProcess, natsMissing } from "./harness.js";
+import { cleanup, NatsCluster, NodeProcess, natsMissing, singletonTimeline } from "./harness.js";
 
 const why = natsMissing();
 
@@ -209,17 +209,8 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     // Nothing may start a second copy after the heal either (waiting is the assertion here, not a synchronisation).
     await new Promise((r) => setTimeout(r, c.boundMs));
     marks.push({ at: performance.now(), what: "judged" });
-    // One timeline of both nodes' reports, in the order the test received them (IPC is not partitioned).
-    const timeline = [...b.events.map((x) => ({ ...x, who: "b" })), ...d.events.map((x) => ({ ...x, who: "d" }))]
-      .filter((x) => x.event.startsWith("singleton"))
-      .sort((x, y) => x.at - y.at);
-    let running = 0;
-    let most = 0;
-    for (const x of timeline) {
-      running += x.event === "singleton-start" ? 1 : -1;
-      most = Math.max(most, running);
-    }
-    expect(timeline.map((x) => `${x.who}:${x.event}`).slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
+    const { order, most } = singletonTimeline({ b, d });
+    expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(fenced, tell()).toBe(true);
   });
@@ -246,16 +237,8 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     await nats.heal();
     await new Promise((r) => setTimeout(r, c.boundMs)); // nothing may start a second copy after the heal either
     marks.push({ at: performance.now(), what: "judged" });
-    const timeline = [...b.events.map((e) => ({ ...e, who: "b" })), ...d.events.map((e) => ({ ...e, who: "d" }))]
-      .filter((e) => e.event.startsWith("singleton"))
-      .sort((p, q) => p.at - q.at);
-    let running = 0;
-    let most = 0;
-    for (const e of timeline) {
-      running += e.event === "singleton-start" ? 1 : -1;
-      most = Math.max(most, running);
-    }
-    expect(timeline.map((e) => `${e.who}:${e.event}`).slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
+    const { order, most } = singletonTimeline({ b, d });
+    expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(b.events.some((e) => e.event === "fenced" && e.at > t0), tell()).toBe(true);
   });
