@@ -180,6 +180,8 @@ describe.skipIf(why)(why ? `cluster scenarios (skipped: ${why})` : "cluster scen
     await new Promise((r) => setTimeout(r, a.detectionBoundMs));
     expect(fired).toEqual([]);
     expect(b.events.filter((e) => e.event === "node-down" || e.event === "fenced")).toEqual([]);
+    // The name of the device that ended during the outage was deleted once the bucket was back (sent again until answered).
+    expect(await a.lookup("w")).toBeUndefined();
   });
 
   it("a cut connection that reconnects within the bound: nothing fires, no ending is lost", async () => {
