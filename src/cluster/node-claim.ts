@@ -26,6 +26,8 @@ export interface ClaimHost {
   later(p: Promise<unknown>): void;
   /** Another live node holds the name now: the node must close itself with this error. */
   lost(error: ClusterError): void;
+  /** The others marked the lease of incarnation `key` lapsed (they took it for lost and may take its names): if it is the current one, the node must fence. */
+  lapsed(key: string): void;
 }
 
 /** The claim of one node on its name. */
@@ -96,13 +98,15 @@ export class NodeClaim {
           if (attempt < 3) continue; // deleted meanwhile: create again
           throw new ClusterError("remote-error", `could not claim the node name "${this.name}"`, { cause: error });
         }
-        const holder = holderOf(held.value);
+        const entry = entryOf(held.value);
+        const holder = entry?.k;
         if (holder === key) {
           // Our own create: it timed out here but reached the bucket.
           this.#revision = held.revision;
           break;
         }
-        if (holder !== undefined && (await this.#answers(holder))) {
+        // A holder whose lease the others marked lapsed has fenced (or will on its next renewal): no need to ask it.
+        if (holder !== undefined && entry?.x !== 1 && (await this.#answers(holder))) {
           throw new ClusterError("name-taken", `a live node already has the name "${this.name}" (incarnation ${incarnationOf(holder)})`);
         }
         try {
@@ -181,9 +185,13 @@ export class NodeClaim {
       return;
     }
     if (held.revision === this.#revision) return; // unchanged: the write itself failed
-    const holder = holderOf(held.value);
+    const entry = entryOf(held.value);
+    const holder = entry?.k;
     if (holder !== undefined && this.#ownKeys.has(holder)) {
-      this.#revision = held.revision; // an earlier renewal of ours landed after all
+      this.#revision = held.revision;
+      // Marked lapsed: the others took this node for lost and may have taken its names. Fence (the next renewal
+      // names the new incarnation, over the marker). Otherwise an earlier renewal of ours landed after all.
+      if (entry?.x === 1) this.host.lapsed(holder);
       return;
     }
     const alive = holder !== undefined && (await this.#answers(holder));
@@ -209,6 +217,22 @@ export class NodeClaim {
     return { revision: e.revision, holder: e.operation === "PUT" ? holderOf(e.value) : undefined };
   }
 
+  /**
+   * Mark node `name`'s lease lapsed, if its entry is still at `revision`
+   * (compare-and-set: a write, so it needs the bucket's quorum — a read
+   * could come from a deposed leader). True: marked, its names may be taken
+   * over; false: the entry changed (it renewed: it is alive and reaches the
+   * bucket); undefined: the bucket did not answer.
+   */
+  async markLapsed(name: string, holder: string, revision: number): Promise<boolean | undefined> {
+    try {
+      await this.kv.update(name, encodeJson({ k: holder, x: 1 }), revision);
+      return true;
+    } catch (error) {
+      return (error as { api_error?: { err_code?: number } }).api_error?.err_code === 10071 ? false : undefined;
+    }
+  }
+
   /** Free the name on close (compare-and-set: never a taker's entry; nothing when the name was never ours). */
   async release(): Promise<void> {
     // Revision 0: the start was refused, and a delete without a revision would delete the holder's entry.
@@ -218,9 +242,14 @@ export class NodeClaim {
 
 /** The node key a claim entry names; undefined for an entry this library did not write. */
 function holderOf(value: Uint8Array): string | undefined {
+  return entryOf(value)?.k;
+}
+
+/** A claim entry: the incarnation it names, and `x` when the others marked its lease lapsed. */
+function entryOf(value: Uint8Array): { k: string; x?: 1 } | undefined {
   try {
-    const k = decodeJson<{ k: unknown }>(value).k;
-    return typeof k === "string" ? k : undefined;
+    const e = decodeJson<{ k: unknown; x?: unknown }>(value);
+    return typeof e.k === "string" ? (e.x === 1 ? { k: e.k, x: 1 } : { k: e.k }) : undefined;
   } catch {
     return undefined;
   }

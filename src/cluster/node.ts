@@ -56,8 +56,8 @@ export interface NodeOptions {
    * confirmed lease renewal before it fences whatever else it hears, and how
    * long after declaring a node down the others wait before they take its
    * names over. Must outlast a JetStream leader election (4–9 s on
-   * nats-server 2.9). Default the larger of 10 000 and
-   * `heartbeatMs × missedHeartbeats`.
+   * nats-server 2.9, plus a heartbeat either side). Default the larger of
+   * 15 000 and `heartbeatMs × missedHeartbeats`.
    */
   leaseMs?: number;
 }
@@ -223,7 +223,7 @@ class StandIn implements ProxyRef, RunSink {
 export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (typeof options !== "object" || options === null) throw new ClusterError("invalid-argument", "connectNode() takes an options object");
   const { servers, name, cluster = "backplane", heartbeatMs = DEFAULT_HEARTBEAT_MS, missedHeartbeats = DEFAULT_MISSED, replicas = 1, connectTimeoutMs = 10_000 } = options;
-  const leaseMs = options.leaseMs ?? Math.max(10_000, heartbeatMs * missedHeartbeats);
+  const leaseMs = options.leaseMs ?? Math.max(15_000, heartbeatMs * missedHeartbeats);
   if (!(typeof servers === "string" || (Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === "string")))) {
     throw new ClusterError("invalid-argument", `servers must be a URL or a non-empty array of URLs, not ${describeValue(servers)}`);
   }
@@ -239,7 +239,7 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
   if (heartbeatMs * missedHeartbeats > MAX_TIMER_MS) throw new ClusterError("invalid-argument", `heartbeatMs × missedHeartbeats must stay under ${MAX_TIMER_MS} ms`);
   if (!(Number.isInteger(replicas) && replicas >= 1)) throw new ClusterError("invalid-argument", `replicas must be an integer ≥ 1, not ${describeValue(replicas)}`);
   if (!(typeof leaseMs === "number" && Number.isFinite(leaseMs) && leaseMs >= heartbeatMs * missedHeartbeats && leaseMs <= MAX_TIMER_MS)) {
-    throw new ClusterError("invalid-argument", `leaseMs must be a finite number of ms ≥ heartbeatMs × missedHeartbeats (${heartbeatMs * missedHeartbeats}), not ${describeValue(leaseMs)}`);
+    throw new ClusterError("invalid-argument", `leaseMs must be a number of ms from heartbeatMs × missedHeartbeats (${heartbeatMs * missedHeartbeats}) to ${MAX_TIMER_MS}, not ${describeValue(leaseMs)}`);
   }
 
   const downAfter = heartbeatMs * missedHeartbeats;
@@ -272,6 +272,13 @@ export async function connectNode(options: NodeOptions): Promise<ClusterNode> {
     const claims = await openBucket(() => claimsJs.views.kv(`bp_${cluster}_nodes`, { history: 1, replicas, allow_direct: false }));
     node = new ClusterNode(nc, kv, names, claims, name, cluster, heartbeatMs, missedHeartbeats, leaseMs);
     await node._start();
+    if (replicas === 1 && nc.info?.cluster !== undefined) {
+      // One copy of each bucket: losing the server that holds it stalls every lease, and every node fences.
+      process.emitWarning(
+        `backplane cluster: node ${name} joined a NATS cluster with replicas 1: the loss of the server holding the buckets fences every node (use replicas: 3)`,
+        { type: "BackplaneClusterWarning" },
+      );
+    }
     return node;
   } catch (error) {
     // A node that got as far as its watcher and timers is closed whole, so no retry loop outlives the failure.
@@ -342,6 +349,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
    * running, and it stops by then (see #checkFence).
    */
   readonly #lapsed = new Set<string>();
+  /** When this node declared each peer incarnation down (recent ones; see #hearsMajority and #fence). */
+  readonly #declaredAt = new Map<string, number>();
   /** See NodeOptions.leaseMs. */
   readonly #leaseMs: number;
   /** Name deletions waiting for the bucket's answer, by token. */
@@ -507,6 +516,9 @@ export class ClusterNode extends Emitter<NodeEvents> {
     lost: (error) => {
       this.#closeError = error;
       void this.close();
+    },
+    lapsed: (key) => {
+      if (key === this.#key) this.#fence();
     },
   };
 
@@ -685,6 +697,11 @@ export class ClusterNode extends Emitter<NodeEvents> {
       known++;
       if (now - p.lastSeen <= this.heartbeatMs * 2) heard++;
     }
+    // Peers this node declared down since its lease went stale still count as known: a node cut off from the
+    // bucket may declare the other side down before its own check runs, and must not then hear "a majority" of the
+    // few it has left.
+    const staleSince = this.#claim.leaseAt;
+    for (const at of this.#declaredAt.values()) if (at > staleSince) known++;
     return heard * 2 > known;
   }
 
@@ -706,7 +723,12 @@ export class ClusterNode extends Emitter<NodeEvents> {
     // Only an incarnation the claim bucket names counts. One not yet confirmed — a node rejoining after a fence —
     // may be the old holder of a name another node has taken meanwhile: taken for a restart, it would make the
     // rightful holder be declared down.
-    if (beat.c !== 1) return;
+    if (beat.c !== 1) {
+      // It still shows it is alive to a peer record made by its control traffic: it is not declared down for silence.
+      const known = this.#peers.get(key);
+      if (known !== undefined) known.lastSeen = performance.now();
+      return;
+    }
     const peer = this.#peerOf(key);
     if (peer === undefined) return;
     peer.lastSeen = performance.now();
@@ -760,9 +782,17 @@ export class ClusterNode extends Emitter<NodeEvents> {
       (p) => new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }),
     );
     for (const t of this.#tracked.values()) t.interested?.delete(key);
+    if (peer?.up === true) this.#noteDeclared(key);
     if (this.#clustered()) this.#later(this.#awaitLapse(key));
     else this.#lapse(key);
     if (peer?.up === true) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason });
+  }
+
+  #noteDeclared(key: string): void {
+    const now = performance.now();
+    this.#declaredAt.set(key, now);
+    // Only declarations newer than a lease matter (see #hearsMajority): forget the older ones.
+    for (const [k, at] of this.#declaredAt) if (now - at > this.#leaseMs * 2) this.#declaredAt.delete(k);
   }
 
   /** `key`'s names may be taken over: delete them (compare-and-set, so never a newer holder's). */
@@ -779,13 +809,22 @@ export class ClusterNode extends Emitter<NodeEvents> {
    * still reaches the bucket's quorum: its names stay with it.
    */
   async #awaitLapse(key: string): Promise<void> {
+    const me = this.#key;
     const name = nodeOf(key);
     const before = await this.#readClaim(name);
     if (before === undefined) return; // closing
     if (!(await this.#sleep(this.#leaseMs + this.heartbeatMs))) return;
-    const after = await this.#readClaim(name);
-    if (after === undefined) return;
-    if (after.holder === key && after.revision !== before.revision) return; // it renewed: alive, and its names are its own
+    for (;;) {
+      // This node fenced meanwhile (its verdicts of that time are dropped), or learned the peer is alive after all.
+      if (this.#key !== me || !this.#tombstones.has(key)) return;
+      if (before.holder !== key) break; // the claim had moved on already: the lost incarnation cannot renew
+      // The decision is a write: a compare-and-set of a lapse marker against the revision read a lease ago. A read
+      // alone could come from a deposed stream leader and show a live node's entry as unchanged.
+      const marked = await this.#claim.markLapsed(name, key, before.revision);
+      if (marked === false) return; // it renewed: alive, and its names are its own
+      if (marked === true) break;
+      if (!(await this.#sleep(this.heartbeatMs))) return; // the bucket did not answer: try again
+    }
     this.#lapse(key);
   }
 
@@ -853,6 +892,15 @@ export class ClusterNode extends Emitter<NodeEvents> {
     const peers = [...this.#peers.values()];
     this.#peers.clear();
     for (const peer of peers) this.#dropPeer(peer);
+    // Peers declared down while our own lease was stale were declared by the node that was cut off: forget those
+    // verdicts, so that after the heal their heartbeats make them peers again instead of drawing a down notice
+    // that would fence them.
+    const staleSince = this.#claim.leaseAt;
+    for (const [k, at] of this.#declaredAt) {
+      if (at <= staleSince) continue;
+      this.#tombstones.delete(k);
+      this.#declaredAt.delete(k);
+    }
     this.#failPending(
       () => true,
       (p) => new ClusterError("noconnection", `${p.what}: this node was cut off from the cluster (fenced)`, { fault: { kind: "noconnection", node: p.peer === undefined ? this.#name : nodeOf(p.peer) } }),

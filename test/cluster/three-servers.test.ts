@@ -6,6 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "nats";
+import { connectNode } from "../../src/cluster/index.js";
 import { cleanup, NatsCluster, NodeProcess, natsMissing, singletonTimeline } from "./harness.js";
 
 const why = natsMissing();
@@ -213,6 +214,8 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(fenced, tell()).toBe(true);
+    // The side that kept the bucket never fences: not during the split, not when it heals.
+    expect([d, e].flatMap((p) => p.events.filter((x) => x.event === "fenced" && x.at > t0)), tell()).toEqual([]);
   });
   it("an uneven split — two nodes on the cut-off server, one on the side with the bucket's quorum — still never runs two copies: the cut-off pair fences when its lease lapses, the other side takes over only after", async () => {
     const c = config(250, 4);
@@ -241,5 +244,25 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(b.events.some((e) => e.event === "fenced" && e.at > t0), tell()).toBe(true);
+    // d kept the bucket: it never fences, not when the cut-off pair comes back either (their verdicts on d, made
+    // while their own lease was stale, are dropped when they fence).
+    expect(d.events.filter((e) => e.event === "fenced" && e.at > t0), tell()).toEqual([]);
+  });
+
+  it("a node joining a NATS cluster with replicas 1 is warned (losing the server that holds the buckets would fence every node)", async () => {
+    const warned = new Promise<Error>((resolve) => {
+      const on = (w: Error): void => {
+        if (w.name !== "BackplaneClusterWarning") return;
+        process.off("warning", on);
+        resolve(w);
+      };
+      process.on("warning", on);
+    });
+    const node = await connectNode({ servers: nats.urls, name: "solo", cluster: `t${++cluster}`, heartbeatMs: 250, missedHeartbeats: 4 });
+    try {
+      expect((await warned).message).toMatch(/replicas 1/);
+    } finally {
+      await node.close();
+    }
   });
 });
