@@ -12,7 +12,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { connect } from "nats";
 import { Device } from "../src/core/device.js";
-import { type ClusterNode, connectNode } from "../src/cluster/index.js";
+import { connectNode } from "../src/cluster/index.js";
 import { cleanup, NatsServer, natsMissing } from "../test/cluster/harness.js";
 
 const PEER = fileURLToPath(new URL("./cluster-peer.ts", import.meta.url));

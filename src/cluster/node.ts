@@ -5,12 +5,16 @@
  * Three planes, each with the guarantee it needs:
  * - heartbeats and down notices: NATS core pub/sub, lossy on purpose — a
  *   missed heartbeat is what the detector measures;
- * - the control plane (links, endings, shutdowns): one ordered channel per
- *   pair of node incarnations, every batch acknowledged and retried until
- *   acknowledged or the peer is declared down, applied once (sequence
- *   numbers), so a server blip shorter than the detection bound loses nothing;
+ * - the control plane (links, endings, shutdowns; control-plane.ts): one
+ *   ordered channel per pair of node incarnations, every batch acknowledged
+ *   and retried until acknowledged or the peer is declared down, applied
+ *   once (sequence numbers), so a server blip shorter than the detection
+ *   bound loses nothing;
  * - calls and casts: NATS request/reply (no-responders fails fast), casts
  *   at most once and counted when lost.
+ * The node's own name is a claim renewed as a lease (node-claim.ts); on a
+ * cluster of NATS servers fencing and the take-over of a lost node's names
+ * go by it.
  */
 import { connect, headers, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
 import { Device } from "../core/device.js";
