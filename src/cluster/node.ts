@@ -786,7 +786,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
       (p) => new ClusterError("noconnection", `${p.what}: its node ${name} was lost`, { fault: { kind: "noconnection", node: name } }),
     );
     for (const t of this.#tracked.values()) t.interested?.delete(key);
-    if (peer?.up === true) this.#noteDeclared(key);
+    // Declared for silence (here or by another node): what a split looks like. A node that left or restarted is not.
+    if (peer?.up === true && (reason === "heartbeat" || reason === "down-notice")) this.#noteDeclared(key);
     if (this.#clustered()) this.#later(this.#awaitLapse(key));
     else this.#lapse(key);
     if (peer?.up === true) this.emit("node-down", { node: { name: peer.name, incarnation: peer.inc }, reason });
