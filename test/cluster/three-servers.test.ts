@@ -200,7 +200,8 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     await nats.isolate(0);
     marks.push({ at: performance.now(), what: "no route across the split" });
     await within(d.waitEvent((x) => x.event === "singleton-start"), 30_000, "singleton start on d", tell);
-    marks.push({ at: performance.now(), what: "heal" });
+    const healAt = performance.now();
+    marks.push({ at: healAt, what: "heal" });
     await nats.heal();
     marks.push({ at: performance.now(), what: "healed (routes formed, JetStream answers through every server)" });
     // b must have fenced since the split; if it has not, give it two more detection bounds before judging.
@@ -214,8 +215,10 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(fenced, tell()).toBe(true);
-    // The side that kept the bucket never fences: not during the split, not when it heals.
-    expect([d, e].flatMap((p) => p.events.filter((x) => x.event === "fenced" && x.at > t0)), tell()).toEqual([]);
+    // The side that kept the bucket does not fence during the split, nor when the cut-off node comes back (a down
+    // notice from it would fence within a heartbeat or two). Later, a fence on a lapsed lease is possible: after a
+    // heal nats-server 2.9 can take longer than leaseMs to serve the buckets again (16 s seen here) — safe, not a split.
+    expect([d, e].flatMap((p) => p.events.filter((x) => x.event === "fenced" && x.at > t0 && x.at < healAt + c.boundMs * 2)), tell()).toEqual([]);
   });
   it("an uneven split — two nodes on the cut-off server, one on the side with the bucket's quorum — still never runs two copies: the cut-off pair fences when its lease lapses, the other side takes over only after", async () => {
     const c = config(250, 4);
@@ -236,7 +239,8 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     marks.push({ at: performance.now(), what: "no route across the split" });
     // b and x still hear each other (two of three): they fence only when their lease has lapsed (leaseMs, 10 s by default).
     await within(d.waitEvent((e) => e.event === "singleton-start"), 40_000, "singleton start on d", tell);
-    marks.push({ at: performance.now(), what: "heal" });
+    const healAt = performance.now();
+    marks.push({ at: healAt, what: "heal" });
     await nats.heal();
     await new Promise((r) => setTimeout(r, c.boundMs)); // nothing may start a second copy after the heal either
     marks.push({ at: performance.now(), what: "judged" });
@@ -244,9 +248,9 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     expect(order.slice(0, 3), tell()).toEqual(["b:singleton-start", "b:singleton-stop", "d:singleton-start"]);
     expect(most, tell()).toBe(1);
     expect(b.events.some((e) => e.event === "fenced" && e.at > t0), tell()).toBe(true);
-    // d kept the bucket: it never fences, not when the cut-off pair comes back either (their verdicts on d, made
-    // while their own lease was stale, are dropped when they fence).
-    expect(d.events.filter((e) => e.event === "fenced" && e.at > t0), tell()).toEqual([]);
+    // d kept the bucket: it does not fence when the cut-off pair comes back (their verdicts on d, made while their
+    // own lease was stale, are dropped when they fence). See above for later fences.
+    expect(d.events.filter((e) => e.event === "fenced" && e.at > t0 && e.at < healAt + c.boundMs * 2), tell()).toEqual([]);
   });
 
   it("a node joining a NATS cluster with replicas 1 is warned (losing the server that holds the buckets would fence every node)", async () => {
