@@ -16,7 +16,7 @@
  * cluster of NATS servers fencing and the take-over of a lost node's names
  * go by it.
  */
-import { connect, headers, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
+import { connect, type KV, type Msg, type NatsConnection, type Subscription } from "nats";
 import { Device } from "../core/device.js";
 import type { DeviceId } from "../core/device-id.js";
 import { Emitter } from "../core/emitter.js";
@@ -29,6 +29,7 @@ import { CallError } from "../calls/call-error.js";
 import { serve, type Server } from "../calls/server.js";
 import { ClusterError, type ClusterErrorCode } from "./cluster-error.js";
 import { type Channel, type ControlHost, ControlPlane, type Op } from "./control-plane.js";
+import { NameDeletions } from "./name-deletions.js";
 import { type ClaimHost, NodeClaim } from "./node-claim.js";
 import { type ProxyRef, RemoteLine } from "./remote-line.js";
 import { decodeJson, decodeValue, encodeJson, encodeValue, faultFromWire, faultToWire, type WireFault } from "./wire.js";
@@ -358,11 +359,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   /** See NodeOptions.leaseMs. */
   readonly #leaseMs: number;
   /** Name deletions waiting for the bucket's answer, by token. */
-  readonly #deletions = new Map<number, { name: string; revision: number; sentAt: number }>();
-  #deleteToken = 0;
-  #deletionWaiters: (() => void)[] = [];
-  /** `$KV.<bucket>.`: where a name's entry is written. */
-  readonly #bucketPrefix: string;
+  readonly #deletions: NameDeletions;
   /** Where this incarnation's deletion answers come back (plus a token). */
   #deletePrefix = "";
   /** Waits that close() ends early. */
@@ -423,7 +420,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#claim = new NodeClaim(nc, claims, this.#claimHost, name, heartbeatMs * missedHeartbeats, heartbeatMs);
     this.#name = name;
     this.#cluster = cluster;
-    this.#bucketPrefix = `$KV.bp_${cluster}_names.`;
+    this.#deletions = new NameDeletions(nc, `$KV.bp_${cluster}_names.`, () => this.#deletePrefix);
     this.heartbeatMs = heartbeatMs;
     this.missedHeartbeats = missedHeartbeats;
     this.#downAfter = heartbeatMs * missedHeartbeats;
@@ -550,7 +547,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       nc.subscribe(this.#subject("ctl", this.#name, this.#inc), { callback: (_e, m) => this.#onControl(m) }),
       nc.subscribe(this.#subject("r", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onReply(m) }),
       nc.subscribe(this.#subject("c", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onCastBounce(m) }),
-      nc.subscribe(this.#subject("k", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#onDeletionAck(m) }),
+      nc.subscribe(this.#subject("k", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#deletions.answered(Number(m.subject.slice(m.subject.lastIndexOf(".") + 1)), m) }),
       nc.subscribe(this.#subject("a", this.#name, this.#inc, "*"), { callback: (_e, m) => this.#control.onAck(Number(m.subject.slice(m.subject.lastIndexOf(".") + 1)), m) }),
     ];
   }
@@ -618,7 +615,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     this.#names.set(key, { key: v.k, dev: v.d, revision });
     // A name held by a node already known to be gone: the survivors delete it.
-    if (this.#lapsed.has(v.k)) this.#deleteName(key, revision);
+    if (this.#lapsed.has(v.k)) this.#deletions.delete(key, revision);
     // A holder never heard yet is watched like any peer: silent for the bound, it is down and its names go.
     else this.#peerOf(v.k);
   }
@@ -638,7 +635,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
         if (now - p.lastSeen > this.#downAfter) this.#declareDown(p.key, "heartbeat");
       }
       this.#control.retransmit(now, Math.max(50, this.heartbeatMs));
-      this.#resendDeletions(now, Math.max(50, this.heartbeatMs));
+      this.#deletions.resend(now, Math.max(50, this.heartbeatMs));
     }
     if (this.#status === "up") this.#arm();
   };
@@ -803,7 +800,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
   /** `key`'s names may be taken over: delete them (compare-and-set, so never a newer holder's). */
   #lapse(key: string): void {
     this.#lapsed.add(key);
-    for (const [n, holder] of this.#names) if (holder.key === key) this.#deleteName(n, holder.revision);
+    for (const [n, holder] of this.#names) if (holder.key === key) this.#deletions.delete(n, holder.revision);
   }
 
   /**
@@ -913,7 +910,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     for (const t of this.#tracked.values()) t.interested = null;
     const own: Fault = { kind: "noconnection", node: this.#name };
     for (const [name, ex] of [...this.#exports]) {
-      this.#withdraw(name, ex);
+      this.#unexport(name, ex);
+      this.#deletions.delete(name, ex.revision);
       disconnect(ex.board, own);
     }
     this.#publish(this.#subject("down"), encodeJson({ k: oldKey }));
@@ -1063,7 +1061,13 @@ export class ClusterNode extends Emitter<NodeEvents> {
     }
     const names = this.#exportsOf.get(dev);
     // The ending goes out before the bucket write: the deletion waits one turn of the event loop.
-    if (names !== undefined) for (const name of [...names]) this.#withdraw(name, this.#exports.get(name)!, this.#deleteNameSoon);
+    if (names !== undefined) {
+      for (const name of [...names]) {
+        const ex = this.#exports.get(name)!;
+        this.#unexport(name, ex);
+        this.#deletions.soon(name, ex.revision);
+      }
+    }
   }
 
   /** @internal A local device notify-linked to `proxy` ended: make sure the remote device hears it. */
@@ -1219,7 +1223,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     if (this.#exports.has(name)) throw new ClusterError("name-taken", `name "${name}" is already held on this node`);
     if (key !== this.#key || isClosed(board) || this.#status !== "up") {
       // Fenced, closed or the device ended while we waited: give the name back.
-      this.#deleteName(name, revision);
+      this.#deletions.delete(name, revision);
       if (this.#status !== "up") throw new ClusterError("closed", `export: node ${this.#name} closed`);
       throw new ClusterError("noconnection", `export of "${name}": the node fenced or the device ended meanwhile`, { fault: { kind: "noconnection", node: this.#name } });
     }
@@ -1237,7 +1241,8 @@ export class ClusterNode extends Emitter<NodeEvents> {
     return new RemoteLine(this, { board, nodeName: this.#name, incarnation: this.#inc, remoteId: board.id }, name);
   }
 
-  #withdraw(name: string, ex: Export, drop = this.#deleteName): void {
+  /** Give up name `name` here: no longer exported, no longer served; the caller deletes it from the bucket. */
+  #unexport(name: string, ex: Export): void {
     this.#exports.delete(name);
     const held = this.#exportsOf.get(ex.board.id);
     if (held !== undefined) {
@@ -1245,86 +1250,6 @@ export class ClusterNode extends Emitter<NodeEvents> {
       if (held.length === 0) this.#exportsOf.delete(ex.board.id);
     }
     ex.sub?.unsubscribe();
-    drop.call(this, name, ex.revision);
-  }
-
-  /** Names to delete on the next turn of the event loop (see #agentHeard). */
-  #dropSoon: [name: string, revision: number][] = [];
-  #dropImmediate: ReturnType<typeof setImmediate> | undefined;
-
-  #deleteNameSoon(name: string, revision: number): void {
-    this.#dropSoon.push([name, revision]);
-    this.#dropImmediate ??= setImmediate(this.#dropNow);
-  }
-
-  readonly #dropNow = (): void => {
-    if (this.#dropImmediate !== undefined) clearImmediate(this.#dropImmediate);
-    this.#dropImmediate = undefined;
-    for (const [name, revision] of this.#dropSoon.splice(0)) this.#deleteName(name, revision);
-  };
-
-  /** Delete a name only if it is still the revision we know: never someone's newer registration. */
-  /**
-   * Delete a name only if it is still the revision we know: never someone's
-   * newer registration. Sent as a bare publish to the bucket's subject with
-   * the delete and compare-and-set headers, its acknowledgement coming back
-   * on this node's own subject with a token — the client's `kv.delete` costs
-   * about 100 µs of CPU (a request, a timer, a promise), this about 5 — and
-   * sent again by the tick until the bucket answers, so a deletion made while
-   * the server is away is not lost.
-   */
-  #deleteName(name: string, revision: number): void {
-    // A revision of 0 would be a delete without compare-and-set: whoever holds the name now would lose it.
-    if (!(revision > 0)) return;
-    const token = ++this.#deleteToken;
-    const deletion = { name, revision, sentAt: 0 };
-    this.#deletions.set(token, deletion);
-    this.#sendDeletion(token, deletion);
-  }
-
-  #sendDeletion(token: number, deletion: { name: string; revision: number; sentAt: number }): void {
-    deletion.sentAt = performance.now();
-    const h = headers();
-    h.set("KV-Operation", "DEL");
-    h.set("Nats-Expected-Last-Subject-Sequence", String(deletion.revision));
-    try {
-      this.#nc.publish(`${this.#bucketPrefix}${deletion.name}`, undefined, { headers: h, reply: this.#deletePrefix + token });
-    } catch {
-      // closed or draining: close() gives up on what is left
-    }
-  }
-
-  #onDeletionAck(m: Msg): void {
-    const token = Number(m.subject.slice(m.subject.lastIndexOf(".") + 1));
-    const deletion = this.#deletions.get(token);
-    if (deletion === undefined) return;
-    if (m.headers?.code === 503) {
-      deletion.sentAt = Number.NEGATIVE_INFINITY; // the bucket is unavailable right now: the tick sends it again
-      return;
-    }
-    // Deleted, or refused because the name has a newer revision (someone's registration): done either way.
-    this.#deletions.delete(token);
-    if (this.#deletions.size === 0) for (const w of this.#deletionWaiters.splice(0)) w();
-  }
-
-  async #settleDeletions(bound: number): Promise<void> {
-    const until = performance.now() + bound;
-    const wait = Math.max(50, this.heartbeatMs);
-    while (this.#deletions.size > 0 && performance.now() < until) {
-      this.#resendDeletions(performance.now(), wait);
-      let timer: AnyTimer;
-      await Promise.race([
-        new Promise<void>((resolve) => this.#deletionWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setAnyTimeout(resolve, Math.max(1, Math.min(wait, until - performance.now()))))),
-      ]);
-      clearAnyTimeout(timer);
-    }
-    for (const w of this.#deletionWaiters.splice(0)) w();
-  }
-
-  /** From the tick (and close): send again every deletion unanswered for `wait` ms. */
-  #resendDeletions(now: number, wait: number): void {
-    for (const [token, deletion] of this.#deletions) if (now - deletion.sentAt >= wait) this.#sendDeletion(token, deletion);
   }
 
   /**
@@ -1349,7 +1274,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
       throw new ClusterError("remote-error", `could not look up name "${name}"`, { cause: error });
     }
     if (this.#lapsed.has(v.k)) {
-      this.#deleteName(name, e.revision);
+      this.#deletions.delete(name, e.revision);
       return undefined;
     }
     if (this.#tombstones.has(v.k)) return undefined; // its node is gone; its names go once its lease has lapsed
@@ -1704,7 +1629,10 @@ export class ClusterNode extends Emitter<NodeEvents> {
     this.#status = "closing";
     clearAnyTimeout(this.#tick);
     this.#tick = undefined;
-    for (const [name, ex] of [...this.#exports]) this.#withdraw(name, ex);
+    for (const [name, ex] of [...this.#exports]) {
+      this.#unexport(name, ex);
+      this.#deletions.delete(name, ex.revision);
+    }
     this.#publish(this.#subject("down"), encodeJson({ k: this.#key, l: 1 }));
     for (const peer of this.#peers.values()) this.#dropPeer(peer);
     this.#peers.clear();
@@ -1714,7 +1642,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     );
     this.#agent.sink = null;
     disconnect(this.#agent, undefined);
-    this.#dropNow();
+    this.#deletions.now();
     this.#control.release();
     this.#watcher?.stop();
     this.#statusIter?.stop();
@@ -1730,7 +1658,7 @@ export class ClusterNode extends Emitter<NodeEvents> {
     await Promise.allSettled([...this.#background]);
     // The names withdrawn above are gone once the bucket answers. With the bucket away, give up after two
     // heartbeats: the others delete them when they take this node's leaving for a loss.
-    await this.#settleDeletions(Math.max(250, this.heartbeatMs * 2));
+    await this.#deletions.settle(Math.max(250, this.heartbeatMs * 2), Math.max(50, this.heartbeatMs));
     // The node name is free again (unless it is someone else's now: then the revision no longer matches).
     await this.#claim.release();
     // Drain (deliver what is buffered), but not forever: with the server away a drain waits for a reconnect.
