@@ -237,7 +237,7 @@ describe.skipIf(why)(why ? `three servers (skipped: ${why})` : "three servers", 
     const tell = () => story({ b, x, d }, t0, marks);
     await nats.isolate(0);
     marks.push({ at: performance.now(), what: "no route across the split" });
-    // b and x still hear each other (two of three): they fence only when their lease has lapsed (leaseMs, 10 s by default).
+    // b and x still hear each other (two of three): they fence only when their lease has lapsed (leaseMs, 15 s by default).
     await within(d.waitEvent((e) => e.event === "singleton-start"), 40_000, "singleton start on d", tell);
     const healAt = performance.now();
     marks.push({ at: healAt, what: "heal" });
