@@ -62,6 +62,18 @@ async function sample(n: number, fn: () => Promise<unknown>): Promise<number[]> 
   return out.sort((x, y) => x - y);
 }
 
+/** For each pair in turn: end `start` with a fault, wait until `watcher` hears the answer; half of each round trip, sorted. */
+async function halfRoundTrips(pairs: { start: Device; watcher: Device }[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const { start, watcher } of pairs) {
+    const t = performance.now();
+    start.disconnect({ kind: "error", error: new Error("ping") });
+    await watcher.receive();
+    out.push((performance.now() - t) / 2);
+  }
+  return out.sort((x, y) => x - y);
+}
+
 const lines: string[] = [];
 function row(...cells: string[]): void {
   lines.push(`| ${cells.join(" | ")} |`);
@@ -102,7 +114,7 @@ async function main(): Promise<void> {
     // Notification latency: a's device ends → b's device hears (notify) → b ends another → a's monitor hears. Halved.
     const PAIRS = 300;
     await peer.cmd("pongs", { count: PAIRS });
-    const pairs: { local: Device; watcher: Device }[] = [];
+    const pairs: { start: Device; watcher: Device }[] = [];
     for (let i = 0; i < PAIRS; i++) {
       const input = (await a.lookup(`in-${i}`))!;
       const output = (await a.lookup(`out-${i}`))!;
@@ -110,37 +122,23 @@ async function main(): Promise<void> {
       local.link(input, "notify");
       const watcher = new Device();
       watcher.link(output, "monitor");
-      pairs.push({ local, watcher });
+      pairs.push({ start: local, watcher });
     }
     await a.flush();
-    const notify: number[] = [];
-    for (const { local, watcher } of pairs) {
-      const t = performance.now();
-      local.disconnect({ kind: "error", error: new Error("ping") });
-      await watcher.receive();
-      notify.push((performance.now() - t) / 2);
-    }
-    notify.sort((x, y) => x - y);
+    const notify = await halfRoundTrips(pairs);
     row("cross-node notification, named devices (half a ping-pong of two)", us(pct(notify, 50)), us(pct(notify, 99)), "target p50 ≤ 400 µs");
 
     // The same without names: a child spawned on b, linked to a parent here; the parent's fault cascades into the child, whose ending comes back.
-    const spawned: { parent: Device; watcher: Device }[] = [];
+    const spawned: { start: Device; watcher: Device }[] = [];
     for (let i = 0; i < PAIRS; i++) {
       const parent = new Device();
       const child = await a.spawn("b", "linked", null, { parent });
       const watcher = new Device();
       watcher.link(child, "monitor");
-      spawned.push({ parent, watcher });
+      spawned.push({ start: parent, watcher });
     }
     await a.flush();
-    const cascade: number[] = [];
-    for (const { parent, watcher } of spawned) {
-      const t = performance.now();
-      parent.disconnect({ kind: "error", error: new Error("ping") });
-      await watcher.receive();
-      cascade.push((performance.now() - t) / 2);
-    }
-    cascade.sort((x, y) => x - y);
+    const cascade = await halfRoundTrips(spawned);
     row("cross-node notification, spawned child (half of: fault → child cascades → its ending back)", us(pct(cascade, 50)), us(pct(cascade, 99)), "target p50 ≤ 400 µs");
 
     // Call to nobody: NATS no-responders.

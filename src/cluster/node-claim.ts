@@ -42,9 +42,11 @@ export class NodeClaim {
   #confirmed = "";
   /** The node's current key (the latest answerFor()). */
   #current = "";
-  /** The keys this node has had that the entry may still name as ours. */
-  readonly #ownKeys = new Set<string>();
-  /** Ping responders by key: the current one, and older ones until the entry names the current one. */
+  /**
+   * Ping responders by key: the current one, and older ones until the entry
+   * names the current one. Their keys are also the ones an entry may name as
+   * ours (a renewal of an older key can still land).
+   */
   readonly #pings = new Map<string, Subscription>();
 
   constructor(
@@ -73,7 +75,6 @@ export class NodeClaim {
   /** Answer pings for `key`, a new incarnation of this node, before any entry can name it. */
   answerFor(key: string): void {
     this.#current = key;
-    this.#ownKeys.add(key);
     this.#pings.set(key, this.nc.subscribe(this.host.pingSubject(key), { callback: (_e, m) => void m.respond(ANSWER) }));
   }
 
@@ -166,7 +167,6 @@ export class NodeClaim {
       if (k === key) continue;
       sub.unsubscribe();
       this.#pings.delete(k);
-      this.#ownKeys.delete(k);
     }
   }
 
@@ -187,7 +187,7 @@ export class NodeClaim {
     if (held.revision === this.#revision) return; // unchanged: the write itself failed
     const entry = entryOf(held.value);
     const holder = entry?.k;
-    if (holder !== undefined && this.#ownKeys.has(holder)) {
+    if (holder !== undefined && this.#pings.has(holder)) {
       this.#revision = held.revision;
       // Marked lapsed: the others took this node for lost and may have taken its names. Fence (the next renewal
       // names the new incarnation, over the marker). Otherwise an earlier renewal of ours landed after all.

@@ -5,8 +5,9 @@
 
 /**
  * Base class of `LinkError`, `SupervisorError`, `CallError`,
- * `ExecutionError` and `RegistryError`: one `instanceof` catches any typed
- * refusal from backplane, and `code` says which.
+ * `ExecutionError`, `RegistryError`, `ObserverError` and `ClusterError`:
+ * one `instanceof` catches any typed refusal from backplane, and `code`
+ * says which.
  *
  * @example
  * ```ts

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Device } from "../../src/core/device.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
-import { type ClusterNode, ClusterError, connectNode, remoteChild } from "../../src/cluster/index.js";
+import { type ClusterNode, ClusterError, connectNode, type RemoteLine, remoteChild } from "../../src/cluster/index.js";
 import { BackplaneError } from "../../src/core/error.js";
 import { type AddressInfo, createConnection, createServer } from "node:net";
 import { connect } from "nats";
@@ -258,12 +258,10 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
   describe("links across nodes", () => {
     it("a remote error reaches the monitor with its message preserved", async () => {
       const [a, b] = await pair();
-      const worker = new Device();
-      await b.export(worker, { name: "w" });
-      const line = (await a.lookup("w"))!;
+      const { device: worker, line } = await exportedTo(a, b, "w");
       const watcher = new Device();
       watcher.link(line, "monitor");
-      await settle(a);
+      await a.flush();
       worker.disconnect({ kind: "error", error: new TypeError("disk full") });
       const m = await watcher.receive();
       expect(m).toMatchObject({ kind: "disconnected", from: line.id, fault: { kind: "error" } });
@@ -275,9 +273,7 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("monitoring a remote device already gone notifies at once with its ending", async () => {
       const [a, b] = await pair();
-      const worker = new Device();
-      await b.export(worker, { name: "w" });
-      const line = (await a.lookup("w"))!;
+      const { device: worker, line } = await exportedTo(a, b, "w");
       worker.disconnect({ kind: "error", error: new Error("ended before the link") });
       const watcher = new Device();
       watcher.link(line, "monitor");
@@ -287,9 +283,7 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("a remote clean exit is a clean ending", async () => {
       const [a, b] = await pair();
-      const worker = new Device();
-      await b.export(worker, { name: "w" });
-      const line = (await a.lookup("w"))!;
+      const { device: worker, line } = await exportedTo(a, b, "w");
       const watcher = new Device();
       watcher.link(line, "monitor");
       worker.disconnect();
@@ -304,7 +298,7 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
       const line = (await a.lookup("r"))!;
       const local = new Device();
       local.link(line, "notify");
-      await settle(a);
+      await a.flush();
       local.disconnect({ kind: "error", error: new Error("local failure") });
       await expect(ran).rejects.toMatchObject({ kind: "cascade" });
       expect(remote.fault).toMatchObject({ kind: "cascade" });
@@ -312,9 +306,7 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("a notify link made and ended in the same tick still reaches the remote device", async () => {
       const [a, b] = await pair();
-      const remote = new Device();
-      await b.export(remote, { name: "r" });
-      const line = (await a.lookup("r"))!;
+      const { device: remote, line } = await exportedTo(a, b, "r");
       const local = new Device();
       local.link(line, "notify");
       local.disconnect({ kind: "error", error: new Error("at once") });
@@ -324,14 +316,12 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("unlink removes a remote notify link: the remote device hears nothing", async () => {
       const [a, b] = await pair();
-      const remote = new Device();
-      await b.export(remote, { name: "r" });
-      const line = (await a.lookup("r"))!;
+      const { device: remote, line } = await exportedTo(a, b, "r");
       const local = new Device();
       local.link(line, "notify");
-      await settle(a);
+      await a.flush();
       local.unlink(line, "notify");
-      await settle(a);
+      await a.flush();
       local.disconnect({ kind: "error", error: new Error("unheard") });
       // A second, later link proves the channel has delivered everything sent before it.
       const probe = new Device();
@@ -354,12 +344,10 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
 
     it("peer link across nodes: a node leaving fires noconnection on both sides", async () => {
       const [a, b] = await pair();
-      const remote = new Device();
-      await b.export(remote, { name: "r" });
-      const line = (await a.lookup("r"))!;
+      const { device: remote, line } = await exportedTo(a, b, "r");
       const local = new Device();
       local.link(line, "peer");
-      await settle(a);
+      await a.flush();
       const heard = local.receive();
       await b.close();
       expect(await heard).toEqual({ kind: "disconnected", from: line.id, fault: { kind: "noconnection", node: "b" } });
@@ -494,9 +482,11 @@ describe.skipIf(why)(why ? `cluster (skipped: ${why})` : "cluster", () => {
     });
   });
 
-  /** The node's link changes so far are acknowledged by their peers. */
-  function settle(n: ClusterNode): Promise<void> {
-    return n.flush();
+  /** A new device on node `b`, exported as `name`, and the line to it that node `a` finds by that name. */
+  async function exportedTo(a: ClusterNode, b: ClusterNode, name: string): Promise<{ device: Device; line: RemoteLine }> {
+    const device = new Device();
+    await b.export(device, { name });
+    return { device, line: (await a.lookup(name))! };
   }
 });
 
